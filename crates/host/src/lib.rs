@@ -1,0 +1,96 @@
+//! The core of a Stencila host: the registry of instance types a host offers, the
+//! registry of live instances and their names, method dispatch and the manifest.
+//!
+//! It knows nothing of HTTP, authorization or any language runtime, so other tools
+//! can embed it: register types (e.g. `stencila_contexts::PythonContextType`), then
+//! create instances and call their methods.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use serde_json::{json, Value};
+//! use stencila_host::{BoxFuture, Host, HostError, Instance, InstanceType};
+//!
+//! /// A toy type whose instances echo their argument.
+//! struct Echo;
+//! struct EchoInstance;
+//!
+//! impl InstanceType for Echo {
+//!     fn name(&self) -> &str { "Echo" }
+//!     fn available(&self) -> bool { true }
+//!     fn create(&self, _options: Value) -> BoxFuture<'_, Result<Arc<dyn Instance>, HostError>> {
+//!         Box::pin(async { Ok(Arc::new(EchoInstance) as Arc<dyn Instance>) })
+//!     }
+//! }
+//!
+//! impl Instance for EchoInstance {
+//!     fn call<'a>(&'a self, method: &'a str, arg: Value) -> BoxFuture<'a, Result<Value, HostError>> {
+//!         Box::pin(async move {
+//!             match method {
+//!                 "echo" => Ok(arg),
+//!                 _ => Err(HostError::UnknownMethod(method.to_string())),
+//!             }
+//!         })
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let mut host = Host::new();
+//! host.register(Arc::new(Echo));
+//! let name = host.create("Echo", json!({})).await?;
+//! assert_eq!(name, "echo1");
+//! assert_eq!(host.call(&name, "echo", json!({"a": 1})).await?, json!({"a": 1}));
+//! host.delete(&name).await?;
+//! # Ok::<(), HostError>(())
+//! # }).unwrap();
+//! ```
+
+mod error;
+mod registry;
+
+pub use error::HostError;
+pub use registry::{Host, HostLimits};
+
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed, sendable future: what the object-safe traits below return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A kind of instance a host can create, e.g. `PythonContext`.
+pub trait InstanceType: Send + Sync {
+    /// The type's name as used in `POST /<Type>` and in the manifest.
+    fn name(&self) -> &str;
+
+    /// Whether instances can be created on this machine (e.g. its runtime is installed).
+    fn available(&self) -> bool;
+
+    /// The name of the client class a Stencila client should use for instances.
+    fn client(&self) -> &str {
+        "ContextHttpClient"
+    }
+
+    /// Creates an instance from JSON constructor options (an object, possibly empty).
+    fn create(&self, options: Value) -> BoxFuture<'_, Result<Arc<dyn Instance>, HostError>>;
+}
+
+/// A live instance: something with methods that can be called with a JSON argument.
+pub trait Instance: Send + Sync {
+    /// Calls `method` with `arg` (a JSON value, `{}` when the caller sent nothing).
+    ///
+    /// Dispatch must be explicit: an unknown name is [`HostError::UnknownMethod`].
+    /// The instance serializes its own calls; a method such as `interrupt` must not
+    /// wait behind a running one.
+    fn call<'a>(&'a self, method: &'a str, arg: Value) -> BoxFuture<'a, Result<Value, HostError>>;
+
+    /// The instance's own public state, merged into `GET /<name>`.
+    fn state(&self) -> Value {
+        Value::Object(Default::default())
+    }
+
+    /// Releases everything the instance holds (e.g. ends its worker process).
+    fn destroy(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}

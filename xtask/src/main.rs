@@ -1,1 +1,69 @@
-fn main() {}
+//! Project automation, in Rust so it runs wherever cargo does: `cargo xtask test`
+//! (formatting, lints, every unit and black-box test), `cargo xtask bench`, `cargo xtask soak`.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("xtask: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("ci") => test(),
+        _ => {
+            eprintln!("usage: cargo xtask <test>\n\n  test   fmt check, clippy -D warnings, build, every unit and black-box test");
+            bail!("unknown or missing task")
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs `cargo <args>` at the workspace root, failing if it fails.
+fn cargo(args: &[&str]) -> Result<()> {
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Checks what the tests need and explains what is missing.
+fn check_python() -> Result<()> {
+    let python = std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into());
+    match Command::new(&python).args(["-c", "import sys; assert sys.version_info >= (3, 8)"]).status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(_) => bail!("{python} is older than Python 3.8; the tests need Python 3.8 or later"),
+        Err(_) => bail!(
+            "{python} was not found; the tests run real Python workers. Install Python 3 \
+             (e.g. `apt-get install python3`) or set STENCILA_PYTHON to an interpreter"
+        ),
+    }
+}
+
+fn test() -> Result<()> {
+    check_python()?;
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&["build", "-p", "stencila-cli"])?;
+    cargo(&["test", "--workspace"])?;
+    eprintln!("xtask: all checks and tests passed");
+    Ok(())
+}

@@ -1,1 +1,164 @@
-//! placeholder
+//! The `stencila` command: parses arguments into a validated config, builds a host with
+//! its context types, binds, serves until SIGINT/SIGTERM, and cleans up after itself
+//! (workers ended, run files removed).
+
+pub mod args;
+pub mod config;
+mod runfiles;
+
+use anyhow::{Context, Result};
+use args::{Cli, Command, ServeArgs};
+use config::ServeConfig;
+use serde_json::json;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+use stencila_auth::Auth;
+use stencila_contexts::{PythonConfig, PythonContextType};
+use stencila_host::Host;
+
+/// How many ports are tried, 10 apart, when the one asked for is taken.
+const PORT_ATTEMPTS: u16 = 10;
+
+/// How often idle instances are looked for when `--instance-timeout` is set.
+const CULL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => serve(&cli.serve, false),
+        Some(Command::Serve(args)) => serve(&args, false),
+        Some(Command::Spawn(args)) => serve(&args, true),
+        Some(Command::Manifest) => {
+            let host = build_host(&ServeConfig::from_args(&cli.serve)?);
+            println!("{}", serde_json::to_string_pretty(&host.manifest(false))?);
+            Ok(())
+        }
+        Some(Command::Register) => {
+            let host = build_host(&ServeConfig::from_args(&cli.serve)?);
+            let path = runfiles::register(&host.manifest(false))?;
+            println!("Host registered at: {}", path.display());
+            Ok(())
+        }
+    }
+}
+
+/// A host with every context type this build offers.
+fn build_host(config: &ServeConfig) -> Host {
+    let mut host = Host::new();
+    host.set_limits(config.limits.clone());
+    let interpreter = stencila_contexts::resolve_interpreter(&config.python)
+        .unwrap_or_else(|| config.python.clone().into());
+    host.register(Arc::new(PythonContextType::new(PythonConfig {
+        interpreter,
+        execute_timeout: config.execute_timeout,
+        worker_memory: config.worker_memory,
+    })));
+    host
+}
+
+/// Binds `address:port`, else port+10, port+20, ... as the 2018 hosts did.
+fn bind(config: &ServeConfig) -> Result<TcpListener> {
+    let mut last_error = None;
+    for attempt in 0..PORT_ATTEMPTS {
+        let Some(port) = config.port.checked_add(attempt * 10) else {
+            break;
+        };
+        match TcpListener::bind(SocketAddr::new(config.address, port)) {
+            Ok(listener) => return Ok(listener),
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && config.port != 0 => {
+                log::info!("port {port} is in use, trying {}", port.saturating_add(10));
+                last_error = Some(error);
+            }
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!("could not listen on {}:{port}", config.address)
+                })
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "could not listen on {} at port {} or the {} ports 10 apart after it: {}",
+        config.address,
+        config.port,
+        PORT_ATTEMPTS - 1,
+        last_error.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
+    let config = ServeConfig::from_args(args)?;
+    let host = Arc::new(build_host(&config));
+    let auth = Arc::new(Auth::new(config.auth.clone()));
+    let key = Auth::generate_key();
+    auth.add_key(&key);
+
+    let listener = bind(&config)?;
+    let local = listener.local_addr()?;
+    let url = match local {
+        SocketAddr::V6(v6) => format!("http://[{}]:{}", v6.ip(), v6.port()),
+        SocketAddr::V4(v4) => format!("http://{}:{}", v4.ip(), v4.port()),
+    };
+    host.set_serving(std::process::id(), url.clone());
+    let manifest = host.manifest(false);
+    let runfiles = runfiles::RunFiles::write(host.id(), &manifest, &key)?;
+
+    let mut stdout = std::io::stdout().lock();
+    if spawned {
+        writeln!(stdout, "{}", json!({"id": host.id(), "key": key, "manifest": manifest}))?;
+    } else if auth.enabled() {
+        let ticket = auth.create_ticket();
+        writeln!(stdout, "Host has started at: {url}/?ticket={}", ticket.as_str())?;
+        writeln!(stdout, "Use Ctrl+C to stop")?;
+    } else {
+        log::warn!("authorization is off: anyone who can reach {url} can run code as this user");
+        writeln!(stdout, "Host has started at: {url}/")?;
+        writeln!(stdout, "Use Ctrl+C to stop")?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+
+    let served = actix_web::rt::System::new().block_on({
+        let host = host.clone();
+        let server = config.server.clone();
+        async move {
+            if config.limits.instance_timeout.is_some() {
+                let host = host.clone();
+                actix_web::rt::spawn(async move {
+                    let mut interval = actix_web::rt::time::interval(CULL_INTERVAL);
+                    loop {
+                        interval.tick().await;
+                        for name in host.cull_idle().await {
+                            log::info!("{name} was idle for longer than the instance timeout and was removed");
+                        }
+                    }
+                });
+            }
+            let result = stencila_http::serve(listener, host.clone(), auth, server, stop_signal()).await;
+            host.destroy_all().await;
+            result
+        }
+    });
+    runfiles.remove();
+    if !spawned {
+        println!("Host has stopped");
+    }
+    served.context("the server failed")
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        log::error!("could not listen for signals; stop the host with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => log::info!("SIGINT received, stopping"),
+        _ = terminate.recv() => log::info!("SIGTERM received, stopping"),
+    }
+}

@@ -1,1 +1,384 @@
-//! placeholder
+//! The actix-web adapter of a Stencila host: it routes requests to a [`Host`], guards
+//! them with [`Auth`], applies the origin and `Host`-header checks, serves static files
+//! and turns every failure into a status and body in one place ([`HttpError`]).
+//!
+//! Only this crate knows about HTTP; [`serve`] takes an already-bound listener and a
+//! shutdown future, so tests and embedders bind port 0 and stop the server themselves.
+
+mod assets;
+mod error;
+mod origin;
+mod router;
+
+pub use error::HttpError;
+pub use origin::{Origin, OriginPolicy};
+pub use router::{route, NoRoute, Route};
+
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::Value;
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stencila_auth::{Auth, SessionToken};
+use stencila_host::Host;
+
+/// The default limit on request bodies.
+pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// How the server behaves; built by the CLI from its validated arguments.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Serve `/static/*` (and `/`, `/favicon.ico`) from this directory instead of the
+    /// embedded page.
+    pub static_dir: Option<PathBuf>,
+    /// Which browser origins may call the host.
+    pub origins: OriginPolicy,
+    /// The largest request body accepted, in bytes.
+    pub max_body: usize,
+    /// Worker threads; `None` for one per core.
+    pub workers: Option<usize>,
+    /// How long in-flight requests get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            static_dir: None,
+            origins: OriginPolicy::default(),
+            max_body: DEFAULT_MAX_BODY,
+            workers: None,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every request handler shares.
+struct AppState {
+    host: Arc<Host>,
+    auth: Arc<Auth>,
+    origins: OriginPolicy,
+    /// Only a loopback-bound host refuses foreign `Host` headers (DNS rebinding).
+    check_host: bool,
+    static_root: Option<PathBuf>,
+    max_body: usize,
+}
+
+/// Serves `host` on `listener` until `shutdown` resolves, then stops gracefully:
+/// in-flight requests get `config.shutdown_grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    host: Arc<Host>,
+    auth: Arc<Auth>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> std::io::Result<()> {
+    let check_host = listener.local_addr()?.ip().is_loopback();
+    let static_root = match &config.static_dir {
+        Some(dir) => Some(dir.canonicalize().map_err(|error| {
+            std::io::Error::new(
+                error.kind(),
+                format!(
+                    "the static directory {} cannot be used: {error}",
+                    dir.display()
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let state = web::Data::new(AppState {
+        host,
+        auth,
+        origins: config.origins.clone(),
+        check_host,
+        static_root,
+        max_body: config.max_body,
+    });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .default_service(web::to(handle))
+    })
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_grace.as_secs().max(1));
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    let server = server.listen(listener)?.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+/// Whether the client prefers JSON (error bodies and `GET /`).
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The one handler: every request passes through here, so every response gets the
+/// same checks and CORS headers.
+async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let headers = req.headers();
+    let json = wants_json(headers);
+    let origin = origin::request_origin(
+        header_str(headers, header::ORIGIN),
+        header_str(headers, header::REFERER),
+    );
+    // No Origin/Referer is a non-browser client; CORS does not apply to it.
+    let allowed_origin = match &origin {
+        Some(Some(origin)) if state.origins.allows(origin) => Some(origin.serialize()),
+        _ => None,
+    };
+    let origin_refused = origin.is_some() && allowed_origin.is_none();
+    let preflight = req.method() == Method::OPTIONS;
+
+    let mut response = match respond(&req, payload, &state, origin_refused, json).await {
+        Ok(response) => response,
+        Err(error) => error.response(json),
+    };
+    if let Some(origin) = allowed_origin {
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&origin) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+            if preflight {
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+                );
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("Authorization, Content-Type"),
+                );
+                headers.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("86400"),
+                );
+            }
+        }
+    }
+    // The path only: the query may carry a ticket, which is never logged.
+    log::debug!(
+        "{} {} -> {} in {:?}",
+        req.method(),
+        router::printable(req.path()),
+        response.status().as_u16(),
+        started.elapsed()
+    );
+    response
+}
+
+/// The outcome of checking a request's credentials.
+struct Credentials {
+    authorized: bool,
+    /// A token issued for a ticket in this request, to be set as a cookie.
+    issued: Option<SessionToken>,
+}
+
+/// Checks credentials in the order: a valid session token (cookie or bearer) wins;
+/// else a ticket in the query is traded for a new token; else what was presented was bad.
+fn check_credentials(req: &HttpRequest, auth: &Auth) -> Result<Credentials, HttpError> {
+    if !auth.enabled() {
+        return Ok(Credentials {
+            authorized: true,
+            issued: None,
+        });
+    }
+    let headers = req.headers();
+    let token = header_str(headers, header::AUTHORIZATION)
+        .and_then(stencila_auth::token_from_authorization_header)
+        .or_else(|| {
+            headers
+                .get_all(header::COOKIE)
+                .filter_map(|v| v.to_str().ok())
+                .find_map(stencila_auth::token_from_cookie_header)
+        });
+    let token_error = match token {
+        Some(token) => match auth.check_token(token) {
+            Ok(()) => {
+                return Ok(Credentials {
+                    authorized: true,
+                    issued: None,
+                })
+            }
+            Err(error) => Some(error),
+        },
+        None => None,
+    };
+    if let Some(ticket) = stencila_auth::ticket_from_query(req.query_string()) {
+        return match auth.redeem_ticket(ticket) {
+            Ok(token) => Ok(Credentials {
+                authorized: true,
+                issued: Some(token),
+            }),
+            Err(error) => Err(HttpError::Forbidden(error.to_string())),
+        };
+    }
+    match token_error {
+        Some(error) => Err(HttpError::Forbidden(error.to_string())),
+        None => Ok(Credentials {
+            authorized: false,
+            issued: None,
+        }),
+    }
+}
+
+fn session_cookie(token: &SessionToken) -> String {
+    format!(
+        "token={}; Path=/; HttpOnly; SameSite=Strict",
+        token.as_str()
+    )
+}
+
+fn json_response(value: &Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(value.to_string())
+}
+
+/// Reads the body as JSON: empty means `{}`; over the limit is a 413; not JSON is a 400.
+async fn read_json(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max: usize,
+) -> Result<Value, HttpError> {
+    let too_large =
+        || HttpError::PayloadTooLarge(format!("the body is larger than the limit of {max} bytes"));
+    let declared = header_str(req.headers(), header::CONTENT_LENGTH)
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(too_large());
+    }
+    let bytes = payload
+        .to_bytes_limited(max)
+        .await
+        .map_err(|_| too_large())?
+        .map_err(|error| HttpError::BadRequest(format!("the body could not be read: {error}")))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|error| HttpError::BadRequest(format!("the body is not valid JSON: {error}")))
+}
+
+async fn respond(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    origin_refused: bool,
+    json: bool,
+) -> Result<HttpResponse, HttpError> {
+    if state.check_host && !origin::host_header_is_local(header_str(req.headers(), header::HOST)) {
+        return Err(HttpError::Forbidden(
+            "the Host header does not name this machine".into(),
+        ));
+    }
+    let route = router::route(req.method().as_str(), req.path())
+        .map_err(|NoRoute(what)| HttpError::BadRequest(what))?;
+    if route == Route::Preflight {
+        return Ok(HttpResponse::Ok().finish());
+    }
+    if origin_refused && !route.is_public() {
+        return Err(HttpError::Forbidden(
+            "requests from this origin are not allowed".into(),
+        ));
+    }
+    let credentials = match check_credentials(req, &state.auth) {
+        Ok(credentials) => credentials,
+        // Public routes are served whatever the credentials; they only lose the extras.
+        Err(_) if route.is_public() => Credentials {
+            authorized: false,
+            issued: None,
+        },
+        Err(error) => return Err(error),
+    };
+    if !credentials.authorized && !route.is_public() {
+        return Err(HttpError::Unauthorized(
+            "this needs a ticket (?ticket=...) or a session token (cookie or Authorization: Bearer)"
+                .into(),
+        ));
+    }
+    let host = &state.host;
+    let mut response = match route {
+        Route::Preflight => HttpResponse::Ok().finish(),
+        Route::Home if json => json_response(&host.manifest(credentials.authorized)),
+        Route::Home => static_response(req, state, "index.html").await?,
+        Route::Favicon => static_response(req, state, "favicon.ico").await?,
+        Route::Static(path) => static_response(req, state, &path).await?,
+        Route::Manifest => json_response(&host.manifest(credentials.authorized)),
+        Route::Create(type_name) => {
+            let options = read_json(req, payload, state.max_body).await?;
+            json_response(&Value::String(host.create(&type_name, options).await?))
+        }
+        Route::Get(name) => json_response(&host.get(&name)?),
+        Route::Call(name, method) => {
+            let arg = read_json(req, payload, state.max_body).await?;
+            json_response(&host.call(&name, &method, arg).await?)
+        }
+        Route::Delete(name) => {
+            host.delete(&name).await?;
+            json_response(&Value::Null)
+        }
+        Route::StartEnviron(id) => json_response(&host.start_environ(&id)?),
+        Route::StopEnviron(id) => json_response(&host.stop_environ(&id)?),
+    };
+    if let Some(token) = credentials.issued {
+        if let Ok(cookie) = HeaderValue::from_str(&session_cookie(&token)) {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    Ok(response)
+}
+
+async fn static_response(
+    req: &HttpRequest,
+    state: &AppState,
+    path: &str,
+) -> Result<HttpResponse, HttpError> {
+    match assets::resolve(state.static_root.as_deref(), path) {
+        Ok(assets::StaticFile::Disk(path)) => {
+            let file = actix_files::NamedFile::open_async(&path)
+                .await
+                .map_err(|_| HttpError::NotFound("no static file at that path".into()))?;
+            Ok(file.into_response(req))
+        }
+        Ok(assets::StaticFile::Embedded { content_type, body }) => {
+            Ok(HttpResponse::build(StatusCode::OK)
+                .content_type(content_type)
+                .body(body))
+        }
+        // With a static dir, `/` and the icon fall back to the embedded ones.
+        Err(HttpError::NotFound(_)) if path == "index.html" || path == "favicon.ico" => {
+            match assets::resolve(None, path) {
+                Ok(assets::StaticFile::Embedded { content_type, body }) => {
+                    Ok(HttpResponse::Ok().content_type(content_type).body(body))
+                }
+                _ => Err(HttpError::NotFound("no static file at that path".into())),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}

@@ -1,0 +1,96 @@
+//! Raw command-line arguments, as clap parses them; `config` validates them.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Runs a Stencila host: a server that executes code for documents and notebooks.
+///
+/// Clients create execution contexts with `POST /PythonContext` and call their methods
+/// with `PUT /<name>!<method>` (e.g. `PUT /pythonContext1!execute {"code": "6*7"}`).
+/// Access needs the ticket in the URL printed at start; it is traded for a session
+/// token cookie.
+#[derive(Debug, Parser)]
+#[command(name = "stencila", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the host over HTTP (the default when no command is given).
+    Serve(ServeArgs),
+    /// Serve quietly for a parent process: print `{"id", "key", "manifest"}` as one
+    /// JSON line on stdout instead of the startup message.
+    Spawn(ServeArgs),
+    /// Write the host's manifest to ~/.stencila/hosts/rust.json so other Stencila
+    /// tools can find it.
+    Register,
+    /// Print the host's manifest as JSON.
+    Manifest,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Keep it on loopback unless you know why not.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: IpAddr,
+
+    /// Port to listen on. When taken, port+10, port+20, ... are tried; 0 lets the
+    /// system pick a free port.
+    #[arg(long, default_value_t = 2000)]
+    pub port: u16,
+
+    /// Switch authorization off: anyone who can reach the port can run code.
+    /// Also set by the environment variable STENCILA_AUTH=false.
+    #[arg(long)]
+    pub no_auth: bool,
+
+    /// Make each ticket valid for one request only (by default a ticket can be used
+    /// again for the host's life).
+    #[arg(long)]
+    pub single_use_tickets: bool,
+
+    /// Idle time after which a session token expires, e.g. 30m, 24h, 7d.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub token_ttl: String,
+
+    /// Another browser origin allowed to call the host, as scheme://host[:port].
+    /// Repeatable.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+
+    /// Serve static files (and the page at /) from this directory instead of the
+    /// built-in page.
+    #[arg(long, value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Largest request body accepted, e.g. 10M, 512K, 1G.
+    #[arg(long, default_value = "10M", value_name = "SIZE")]
+    pub max_body: String,
+
+    /// Default time limit for one `execute`, e.g. 30s, 10m, 1h; `none` for no limit.
+    /// A call can set its own with `timeout` (seconds).
+    #[arg(long, default_value = "none", value_name = "DURATION")]
+    pub execute_timeout: String,
+
+    /// Most instances (contexts) alive at once.
+    #[arg(long, default_value_t = 64)]
+    pub max_instances: usize,
+
+    /// Destroy instances idle for longer than this, e.g. 2h; `none` to keep them.
+    #[arg(long, default_value = "none", value_name = "DURATION")]
+    pub instance_timeout: String,
+
+    /// Cap on each worker's memory (address space), e.g. 2G; `none` for no cap.
+    #[arg(long, default_value = "none", value_name = "SIZE")]
+    pub worker_memory: String,
+
+    /// Number of HTTP worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}

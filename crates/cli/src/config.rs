@@ -1,0 +1,176 @@
+//! Validated settings: raw arguments and environment variables become the typed
+//! configuration the rest of the program receives. Only the CLI reads the environment.
+
+use crate::args::ServeArgs;
+use anyhow::{bail, Context, Result};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use stencila_auth::AuthConfig;
+use stencila_host::HostLimits;
+use stencila_http::{OriginPolicy, ServerConfig};
+
+/// Everything `serve` needs, checked.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub address: IpAddr,
+    pub port: u16,
+    pub auth: AuthConfig,
+    pub server: ServerConfig,
+    pub limits: HostLimits,
+    /// The Python interpreter named by the user (`STENCILA_PYTHON`, else `python3`).
+    pub python: String,
+    pub execute_timeout: Option<Duration>,
+    pub worker_memory: Option<u64>,
+}
+
+/// Parses `250ms`, `30s`, `10m`, `2h`, `7d` or plain seconds; `none` is `None`.
+pub fn parse_duration(text: &str) -> Result<Option<Duration>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .with_context(|| format!("'{text}' is not a duration like 30s, 10m, 2h or none"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        _ => bail!("'{text}' has an unknown unit; use ms, s, m, h or d"),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        bail!("'{text}' must be a positive duration");
+    }
+    Ok(Some(Duration::from_secs_f64(seconds)))
+}
+
+/// Parses `512K`, `10M`, `2G` or plain bytes; `none` is `None`.
+pub fn parse_size(text: &str) -> Result<Option<u64>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let upper = text.to_ascii_uppercase();
+    let trimmed = upper.strip_suffix("IB").or(upper.strip_suffix('B')).unwrap_or(&upper);
+    let (number, multiplier) = match trimmed.char_indices().last() {
+        Some((i, 'K')) => (&trimmed[..i], 1u64 << 10),
+        Some((i, 'M')) => (&trimmed[..i], 1 << 20),
+        Some((i, 'G')) => (&trimmed[..i], 1 << 30),
+        Some((i, 'T')) => (&trimmed[..i], 1 << 40),
+        _ => (trimmed, 1),
+    };
+    let number: f64 = number
+        .trim()
+        .parse()
+        .with_context(|| format!("'{text}' is not a size like 512K, 10M or 2G"))?;
+    if !number.is_finite() || number <= 0.0 {
+        bail!("'{text}' must be a positive size");
+    }
+    Ok(Some((number * multiplier as f64) as u64))
+}
+
+/// Whether `STENCILA_AUTH` switches authorization off (`false`, `0`, `no`, `off`).
+fn auth_disabled_by_env(value: Option<String>) -> bool {
+    value.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "false" | "0" | "no" | "off"
+        )
+    })
+}
+
+impl ServeConfig {
+    pub fn from_args(args: &ServeArgs) -> Result<ServeConfig> {
+        let enabled =
+            !(args.no_auth || auth_disabled_by_env(std::env::var("STENCILA_AUTH").ok()));
+        let origins = OriginPolicy::new(&args.allow_origin).map_err(|bad| {
+            anyhow::anyhow!("--allow-origin '{bad}' is not an origin like https://example.org:8443")
+        })?;
+        let max_body = parse_size(&args.max_body)
+            .context("--max-body")?
+            .context("--max-body cannot be none")?;
+        let static_dir: Option<PathBuf> = match &args.static_dir {
+            Some(dir) if !dir.is_dir() => {
+                bail!("--static-dir {} is not a directory", dir.display())
+            }
+            other => other.clone(),
+        };
+        if args.max_instances == 0 {
+            bail!("--max-instances must be at least 1");
+        }
+        if args.workers == Some(0) {
+            bail!("--workers must be at least 1");
+        }
+        Ok(ServeConfig {
+            address: args.address,
+            port: args.port,
+            auth: AuthConfig {
+                enabled,
+                single_use_tickets: args.single_use_tickets,
+                token_ttl: parse_duration(&args.token_ttl).context("--token-ttl")?,
+                ..AuthConfig::default()
+            },
+            server: ServerConfig {
+                static_dir,
+                origins,
+                max_body: usize::try_from(max_body).context("--max-body is too large")?,
+                workers: args.workers,
+                ..ServerConfig::default()
+            },
+            limits: HostLimits {
+                max_instances: Some(args.max_instances),
+                instance_timeout: parse_duration(&args.instance_timeout)
+                    .context("--instance-timeout")?,
+            },
+            python: std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into()),
+            execute_timeout: parse_duration(&args.execute_timeout).context("--execute-timeout")?,
+            worker_memory: parse_size(&args.worker_memory).context("--worker-memory")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("none").expect("ok"), None);
+        assert_eq!(parse_duration("30").expect("ok"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms").expect("ok"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10m").expect("ok"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("24h").expect("ok"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("1.5s").expect("ok"), Some(Duration::from_millis(1500)));
+        for bad in ["", "x", "10y", "-1s", "0"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10M").expect("ok"), Some(10 << 20));
+        assert_eq!(parse_size("2G").expect("ok"), Some(2 << 30));
+        assert_eq!(parse_size("512k").expect("ok"), Some(512 << 10));
+        assert_eq!(parse_size("100").expect("ok"), Some(100));
+        assert_eq!(parse_size("1GiB").expect("ok"), Some(1 << 30));
+        assert_eq!(parse_size("none").expect("ok"), None);
+        for bad in ["", "M", "ten", "-1M", "0"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn auth_env() {
+        assert!(auth_disabled_by_env(Some("false".into())));
+        assert!(auth_disabled_by_env(Some("0".into())));
+        assert!(!auth_disabled_by_env(Some("true".into())));
+        assert!(!auth_disabled_by_env(None));
+    }
+}

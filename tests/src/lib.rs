@@ -126,7 +126,10 @@ impl HostProcess {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 break status;
             }
-            assert!(Instant::now() < deadline, "the host did not stop after SIG{signal}");
+            assert!(
+                Instant::now() < deadline,
+                "the host did not stop after SIG{signal}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         let mut rest = String::new();

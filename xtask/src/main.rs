@@ -48,7 +48,10 @@ fn cargo(args: &[&str]) -> Result<()> {
 /// Checks what the tests need and explains what is missing.
 fn check_python() -> Result<()> {
     let python = std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into());
-    match Command::new(&python).args(["-c", "import sys; assert sys.version_info >= (3, 8)"]).status() {
+    match Command::new(&python)
+        .args(["-c", "import sys; assert sys.version_info >= (3, 8)"])
+        .status()
+    {
         Ok(status) if status.success() => Ok(()),
         Ok(_) => bail!("{python} is older than Python 3.8; the tests need Python 3.8 or later"),
         Err(_) => bail!(
@@ -61,7 +64,14 @@ fn check_python() -> Result<()> {
 fn test() -> Result<()> {
     check_python()?;
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["build", "-p", "stencila-cli"])?;
     cargo(&["test", "--workspace"])?;
     eprintln!("xtask: all checks and tests passed");

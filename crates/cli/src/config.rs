@@ -58,7 +58,10 @@ pub fn parse_size(text: &str) -> Result<Option<u64>> {
         return Ok(None);
     }
     let upper = text.to_ascii_uppercase();
-    let trimmed = upper.strip_suffix("IB").or(upper.strip_suffix('B')).unwrap_or(&upper);
+    let trimmed = upper
+        .strip_suffix("IB")
+        .or(upper.strip_suffix('B'))
+        .unwrap_or(&upper);
     let (number, multiplier) = match trimmed.char_indices().last() {
         Some((i, 'K')) => (&trimmed[..i], 1u64 << 10),
         Some((i, 'M')) => (&trimmed[..i], 1 << 20),
@@ -88,8 +91,7 @@ fn auth_disabled_by_env(value: Option<String>) -> bool {
 
 impl ServeConfig {
     pub fn from_args(args: &ServeArgs) -> Result<ServeConfig> {
-        let enabled =
-            !(args.no_auth || auth_disabled_by_env(std::env::var("STENCILA_AUTH").ok()));
+        let enabled = !(args.no_auth || auth_disabled_by_env(std::env::var("STENCILA_AUTH").ok()));
         let origins = OriginPolicy::new(&args.allow_origin).map_err(|bad| {
             anyhow::anyhow!("--allow-origin '{bad}' is not an origin like https://example.org:8443")
         })?;
@@ -143,11 +145,26 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("none").expect("ok"), None);
-        assert_eq!(parse_duration("30").expect("ok"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("250ms").expect("ok"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10m").expect("ok"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("24h").expect("ok"), Some(Duration::from_secs(86400)));
-        assert_eq!(parse_duration("1.5s").expect("ok"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("30").expect("ok"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_duration("250ms").expect("ok"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("10m").expect("ok"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            parse_duration("24h").expect("ok"),
+            Some(Duration::from_secs(86400))
+        );
+        assert_eq!(
+            parse_duration("1.5s").expect("ok"),
+            Some(Duration::from_millis(1500))
+        );
         for bad in ["", "x", "10y", "-1s", "0"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

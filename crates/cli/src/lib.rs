@@ -72,9 +72,8 @@ fn bind(config: &ServeConfig) -> Result<TcpListener> {
                 last_error = Some(error);
             }
             Err(error) => {
-                return Err(error).with_context(|| {
-                    format!("could not listen on {}:{port}", config.address)
-                })
+                return Err(error)
+                    .with_context(|| format!("could not listen on {}:{port}", config.address))
             }
         }
     }
@@ -106,10 +105,18 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
 
     let mut stdout = std::io::stdout().lock();
     if spawned {
-        writeln!(stdout, "{}", json!({"id": host.id(), "key": key, "manifest": manifest}))?;
+        writeln!(
+            stdout,
+            "{}",
+            json!({"id": host.id(), "key": key, "manifest": manifest})
+        )?;
     } else if auth.enabled() {
         let ticket = auth.create_ticket();
-        writeln!(stdout, "Host has started at: {url}/?ticket={}", ticket.as_str())?;
+        writeln!(
+            stdout,
+            "Host has started at: {url}/?ticket={}",
+            ticket.as_str()
+        )?;
         writeln!(stdout, "Use Ctrl+C to stop")?;
     } else {
         log::warn!("authorization is off: anyone who can reach {url} can run code as this user");

@@ -44,7 +44,10 @@ impl RunFiles {
         let files = RunFiles {
             paths: vec![manifest_path.clone(), key_path.clone()],
         };
-        write_private(&manifest_path, serde_json::to_string_pretty(manifest)?.as_bytes())?;
+        write_private(
+            &manifest_path,
+            serde_json::to_string_pretty(manifest)?.as_bytes(),
+        )?;
         write_private(&key_path, key.as_bytes())?;
         Ok(files)
     }
@@ -72,7 +75,8 @@ impl Drop for RunFiles {
 
 /// Writes the manifest to `~/.stencila/hosts/rust.json`; returns the path.
 pub fn register(manifest: &Value) -> Result<PathBuf> {
-    let home = std::env::var_os("HOME").context("HOME is not set, so there is nowhere to register")?;
+    let home =
+        std::env::var_os("HOME").context("HOME is not set, so there is nowhere to register")?;
     let dir = PathBuf::from(home).join(".stencila").join("hosts");
     private_dir(&dir)?;
     let path = dir.join("rust.json");

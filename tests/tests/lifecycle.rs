@@ -1,0 +1,245 @@
+//! Starting and stopping: ports, run files, signals, workers ending with the host, and
+//! the `spawn`, `manifest` and `register` commands.
+
+use serde_json::json;
+use std::io::BufRead;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use stencila_tests::{alive, binary, descendants, eventually, HostProcess};
+
+fn run_files(id: &str) -> [std::path::PathBuf; 2] {
+    let dir = std::env::temp_dir().join("stencila").join("hosts");
+    [
+        dir.join(format!("{id}.json")),
+        dir.join(format!("{id}.key")),
+    ]
+}
+
+#[test]
+fn run_files_are_private_and_removed_on_sigint() {
+    let host = HostProcess::start(&[]);
+    let manifest = host.request("GET", "/manifest").send().json();
+    let id = manifest["id"].as_str().expect("an id").to_string();
+    let files = run_files(&id);
+    for file in &files {
+        let mode = std::fs::metadata(file)
+            .expect("a run file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    }
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).expect("readable")).expect("JSON");
+    assert_eq!(written["id"], json!(id));
+    let key = std::fs::read_to_string(&files[1]).expect("readable");
+    assert_eq!(key.len(), 64);
+    // The key works as a bearer token.
+    assert_eq!(
+        host.request("POST", "/PythonContext")
+            .bearer(&key)
+            .send()
+            .status,
+        200
+    );
+
+    let (status, rest) = host.stop("INT");
+    assert!(status.success(), "{status}");
+    assert!(rest.contains("Host has stopped"), "{rest}");
+    for file in &files {
+        assert!(!file.exists(), "{} was left behind", file.display());
+    }
+}
+
+#[test]
+fn no_worker_outlives_the_host() {
+    for signal in ["INT", "TERM"] {
+        let host = HostProcess::start(&[]);
+        let token = host.token();
+        for _ in 0..3 {
+            assert_eq!(
+                host.request("POST", "/PythonContext")
+                    .cookie(&token)
+                    .send()
+                    .status,
+                200
+            );
+        }
+        // One is busy when the signal arrives.
+        let port = host.port;
+        let busy_token = token.clone();
+        let busy = std::thread::spawn(move || {
+            stencila_tests::Request::new(port, "PUT", "/pythonContext1!execute")
+                .cookie(&busy_token)
+                .body(r#"{"code": "import time; time.sleep(60)"}"#)
+                .send()
+        });
+        let workers_started = eventually(Duration::from_secs(10), || {
+            descendants(host.pid()).len() >= 3
+        });
+        assert!(workers_started);
+        std::thread::sleep(Duration::from_millis(300));
+        let workers = descendants(host.pid());
+        let (status, _) = host.stop(signal);
+        assert!(status.success(), "SIG{signal}: {status}");
+        let _ = busy.join();
+        assert!(
+            eventually(Duration::from_secs(5), || workers
+                .iter()
+                .all(|pid| !alive(*pid))),
+            "SIG{signal}: workers {workers:?} outlived the host"
+        );
+    }
+}
+
+#[test]
+fn a_taken_port_falls_back_by_tens() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("an address").port();
+    if port > 65000 {
+        return;
+    }
+    if std::net::TcpListener::bind(("127.0.0.1", port + 10)).is_err() {
+        eprintln!("port {} is also taken; skipping", port + 10);
+        return;
+    }
+    let mut child = Command::new(binary())
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("stencila to start");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with(&format!(
+            "Host has started at: http://127.0.0.1:{}/?ticket=",
+            port + 10
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn spawn_prints_id_key_and_manifest() {
+    let mut child = Command::new(binary())
+        .args(["spawn", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("stencila to start");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a line");
+    let spawned: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    let key = spawned["key"].as_str().expect("a key").to_string();
+    let url = spawned["manifest"]["servers"]["http"]["url"]
+        .as_str()
+        .expect("a URL");
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    assert_eq!(spawned["id"], spawned["manifest"]["id"]);
+    let created = stencila_tests::Request::new(port, "POST", "/PythonContext")
+        .bearer(&key)
+        .send();
+    assert_eq!(created.status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn manifest_and_register_commands() {
+    let out = Command::new(binary())
+        .arg("manifest")
+        .output()
+        .expect("to run");
+    assert!(out.status.success());
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(manifest["types"]["PythonContext"].is_object());
+
+    let home = std::env::temp_dir().join(format!("stencila-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("a home");
+    let out = Command::new(binary())
+        .arg("register")
+        .env("HOME", &home)
+        .output()
+        .expect("to run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let registered = home.join(".stencila/hosts/rust.json");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&registered).expect("written"))
+            .expect("JSON");
+    assert_eq!(written["stencila"]["package"], "rust");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn a_missing_python_is_a_clear_error() {
+    let host = HostProcess::start_with_env(&[], &[("STENCILA_PYTHON", "/nonexistent/python3")]);
+    let token = host.token();
+    let manifest = host.request("GET", "/manifest").send().json();
+    assert_eq!(manifest["types"]["PythonContext"]["available"], false);
+    let response = host.request("POST", "/PythonContext").cookie(&token).send();
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert!(response.text().contains("Python"), "{}", response.text());
+}
+
+#[test]
+fn max_instances_is_a_clear_error() {
+    let host = HostProcess::start(&["--max-instances", "1"]);
+    let token = host.token();
+    assert_eq!(
+        host.request("POST", "/PythonContext")
+            .cookie(&token)
+            .send()
+            .status,
+        200
+    );
+    let refused = host.request("POST", "/PythonContext").cookie(&token).send();
+    assert_eq!(refused.status, 503);
+    assert!(refused.text().contains("maximum"), "{}", refused.text());
+    assert_eq!(
+        host.request("DELETE", "/pythonContext1")
+            .cookie(&token)
+            .send()
+            .status,
+        200
+    );
+    assert_eq!(
+        host.request("POST", "/PythonContext")
+            .cookie(&token)
+            .send()
+            .status,
+        200
+    );
+}
+
+#[test]
+fn help_reads_well() {
+    let out = Command::new(binary())
+        .arg("--help")
+        .output()
+        .expect("to run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "--port",
+        "--no-auth",
+        "--single-use-tickets",
+        "--allow-origin",
+        "--static-dir",
+        "spawn",
+        "register",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+}

@@ -243,3 +243,35 @@ fn help_reads_well() {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 }
+
+/// Regression: a parent that reads the startup line and closes the pipe used to kill
+/// the host with EPIPE when it wrote its second line.
+#[test]
+fn closing_stdout_after_the_first_line_does_not_stop_the_host() {
+    let mut child = Command::new(binary())
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("stencila to start");
+    let mut line = String::new();
+    {
+        let mut stdout = std::io::BufReader::with_capacity(1, child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("a line");
+    }
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    std::thread::sleep(Duration::from_millis(300));
+    let response = stencila_tests::Request::new(port, "GET", "/manifest").send();
+    assert_eq!(response.status, 200);
+    assert!(child.try_wait().expect("wait").is_none(), "the host exited");
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("an exit");
+    assert!(status.success(), "{status}");
+}

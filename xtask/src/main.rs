@@ -16,9 +16,15 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("ci") => test(),
+        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("ci") => test().and_then(|()| bench(true)),
         _ => {
-            eprintln!("usage: cargo xtask <test>\n\n  test   fmt check, clippy -D warnings, build, every unit and black-box test");
+            eprintln!(
+                "usage: cargo xtask <task>\n\n  \
+                 test            fmt check, clippy -D warnings, build, every unit and black-box test\n  \
+                 bench [--quick] release build, drive the host from a second process, print the table\n  \
+                 ci              test, then bench --quick"
+            );
             bail!("unknown or missing task")
         }
     }
@@ -75,5 +81,37 @@ fn test() -> Result<()> {
     cargo(&["build", "-p", "stencila-cli"])?;
     cargo(&["test", "--workspace"])?;
     eprintln!("xtask: all checks and tests passed");
+    Ok(())
+}
+
+fn bench(quick: bool) -> Result<()> {
+    check_python()?;
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "stencila-cli",
+        "-p",
+        "stencila-bench",
+    ])?;
+    let release = root().join("target").join("release");
+    let out = root().join("target").join(if quick {
+        "bench-quick.json"
+    } else {
+        "bench.json"
+    });
+    let mut command = Command::new(release.join("stencila-bench"));
+    command
+        .arg("--binary")
+        .arg(release.join("stencila"))
+        .arg("--out")
+        .arg(&out);
+    if quick {
+        command.arg("--quick");
+    }
+    let status = command.status().context("could not run stencila-bench")?;
+    if !status.success() {
+        bail!("the bench failed ({status})");
+    }
     Ok(())
 }

@@ -103,28 +103,18 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     let manifest = host.manifest(false);
     let runfiles = runfiles::RunFiles::write(host.id(), &manifest, &key)?;
 
-    let mut stdout = std::io::stdout().lock();
     if spawned {
-        writeln!(
-            stdout,
-            "{}",
-            json!({"id": host.id(), "key": key, "manifest": manifest})
-        )?;
+        say(&json!({"id": host.id(), "key": key, "manifest": manifest}).to_string());
     } else if auth.enabled() {
         let ticket = auth.create_ticket();
-        writeln!(
-            stdout,
-            "Host has started at: {url}/?ticket={}",
+        say(&format!(
+            "Host has started at: {url}/?ticket={}\nUse Ctrl+C to stop",
             ticket.as_str()
-        )?;
-        writeln!(stdout, "Use Ctrl+C to stop")?;
+        ));
     } else {
         log::warn!("authorization is off: anyone who can reach {url} can run code as this user");
-        writeln!(stdout, "Host has started at: {url}/")?;
-        writeln!(stdout, "Use Ctrl+C to stop")?;
+        say(&format!("Host has started at: {url}/\nUse Ctrl+C to stop"));
     }
-    stdout.flush()?;
-    drop(stdout);
 
     let served = actix_web::rt::System::new().block_on({
         let host = host.clone();
@@ -149,9 +139,18 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     });
     runfiles.remove();
     if !spawned {
-        println!("Host has stopped");
+        say("Host has stopped");
     }
     served.context("the server failed")
+}
+
+/// Prints a line to stdout and flushes it. A reader that has gone away (a closed pipe)
+/// must not stop the host, so failures are only logged.
+fn say(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        log::debug!("could not write to stdout: {error}");
+    }
 }
 
 /// Resolves at the first SIGINT or SIGTERM.

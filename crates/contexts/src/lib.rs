@@ -1,1 +1,25 @@
-//! placeholder
+//! The execution contexts a Stencila host offers. `PythonContext` runs Python code
+//! in one `python3` worker process per instance.
+//!
+//! The [`worker`] module is the language-neutral process layer (spawning, framing,
+//! request ids, interrupts, timeouts, crash detection, reaping); a context type is
+//! that layer plus a worker script and an [`stencila_host::Instance`] implementation.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use stencila_contexts::{resolve_interpreter, PythonConfig, PythonContextType};
+//!
+//! let interpreter = resolve_interpreter("python3").unwrap_or_else(|| "python3".into());
+//! let python = PythonContextType::new(PythonConfig {
+//!     interpreter,
+//!     execute_timeout: None,
+//!     worker_memory: None,
+//! });
+//! let mut host = stencila_host::Host::new();
+//! host.register(Arc::new(python));
+//! ```
+
+mod python;
+pub mod worker;
+
+pub use python::{resolve_interpreter, PythonConfig, PythonContext, PythonContextType};

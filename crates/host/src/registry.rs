@@ -162,10 +162,7 @@ impl Host {
         let mut instances = lock(&self.instances);
         instances.pending -= 1;
         let instance = created?;
-        let counter = instances
-            .counters
-            .entry(type_name.to_string())
-            .or_insert(0);
+        let counter = instances.counters.entry(type_name.to_string()).or_insert(0);
         *counter += 1;
         let name = format!("{}{}", lower_first(type_name), counter);
         instances.seq += 1;
@@ -289,11 +286,7 @@ impl Host {
 
     /// Destroys every instance (on host shutdown).
     pub async fn destroy_all(&self) {
-        let entries: Vec<Arc<Entry>> = lock(&self.instances)
-            .live
-            .drain()
-            .map(|(_, e)| e)
-            .collect();
+        let entries: Vec<Arc<Entry>> = lock(&self.instances).live.drain().map(|(_, e)| e).collect();
         for entry in entries {
             entry.instance.destroy().await;
         }
@@ -444,11 +437,23 @@ mod tests {
     fn names_count_per_type_and_are_never_reused() {
         run(async {
             let (host, _) = host(HostLimits::default());
-            assert_eq!(host.create("CounterThing", json!({})).await, Ok("counterThing1".into()));
-            assert_eq!(host.create("CounterThing", json!({})).await, Ok("counterThing2".into()));
+            assert_eq!(
+                host.create("CounterThing", json!({})).await,
+                Ok("counterThing1".into())
+            );
+            assert_eq!(
+                host.create("CounterThing", json!({})).await,
+                Ok("counterThing2".into())
+            );
             host.delete("counterThing2").await.expect("deleted");
-            assert_eq!(host.create("CounterThing", json!({})).await, Ok("counterThing3".into()));
-            assert_eq!(host.instance_names(), vec!["counterThing1", "counterThing3"]);
+            assert_eq!(
+                host.create("CounterThing", json!({})).await,
+                Ok("counterThing3".into())
+            );
+            assert_eq!(
+                host.instance_names(),
+                vec!["counterThing1", "counterThing3"]
+            );
         })
     }
 
@@ -464,7 +469,10 @@ mod tests {
                 host.call("counterThing1", "increment", json!({})).await,
                 Err(HostError::UnknownInstance("counterThing1".into()))
             );
-            let name = host.create("CounterThing", json!({})).await.expect("created");
+            let name = host
+                .create("CounterThing", json!({}))
+                .await
+                .expect("created");
             assert_eq!(
                 host.call(&name, "__class__", json!({})).await,
                 Err(HostError::UnknownMethod("__class__".into()))
@@ -480,8 +488,14 @@ mod tests {
     fn a_failed_create_uses_no_name() {
         run(async {
             let (host, _) = host(HostLimits::default());
-            assert!(host.create("CounterThing", json!({"fail": 1})).await.is_err());
-            assert_eq!(host.create("CounterThing", json!({})).await, Ok("counterThing1".into()));
+            assert!(host
+                .create("CounterThing", json!({"fail": 1}))
+                .await
+                .is_err());
+            assert_eq!(
+                host.create("CounterThing", json!({})).await,
+                Ok("counterThing1".into())
+            );
         })
     }
 
@@ -489,7 +503,10 @@ mod tests {
     fn calls_reach_the_instance_and_state_is_merged() {
         run(async {
             let (host, destroyed) = host(HostLimits::default());
-            let name = host.create("CounterThing", json!({})).await.expect("created");
+            let name = host
+                .create("CounterThing", json!({}))
+                .await
+                .expect("created");
             assert_eq!(host.call(&name, "increment", json!({})).await, Ok(json!(1)));
             assert_eq!(host.call(&name, "increment", json!({})).await, Ok(json!(2)));
             let state = host.get(&name).expect("state");
@@ -510,13 +527,17 @@ mod tests {
                 max_instances: Some(1),
                 instance_timeout: None,
             });
-            host.create("CounterThing", json!({})).await.expect("created");
+            host.create("CounterThing", json!({}))
+                .await
+                .expect("created");
             assert_eq!(
                 host.create("CounterThing", json!({})).await,
                 Err(HostError::TooManyInstances(1))
             );
             host.delete("counterThing1").await.expect("deleted");
-            host.create("CounterThing", json!({})).await.expect("room again");
+            host.create("CounterThing", json!({}))
+                .await
+                .expect("room again");
         })
     }
 
@@ -527,7 +548,10 @@ mod tests {
                 max_instances: None,
                 instance_timeout: Some(Duration::from_millis(0)),
             });
-            let name = host.create("CounterThing", json!({})).await.expect("created");
+            let name = host
+                .create("CounterThing", json!({}))
+                .await
+                .expect("created");
             assert!(host.get(&name).expect("state")["cullAt"].is_number());
             std::thread::sleep(Duration::from_millis(5));
             assert_eq!(host.cull_idle().await, vec![name.clone()]);
@@ -543,9 +567,14 @@ mod tests {
     fn manifest_lists_instances_only_when_authorized_and_serving() {
         run(async {
             let (host, _) = host(HostLimits::default());
-            host.create("CounterThing", json!({})).await.expect("created");
+            host.create("CounterThing", json!({}))
+                .await
+                .expect("created");
             let manifest = host.manifest(true);
-            assert!(manifest["id"].as_str().expect("id").starts_with("rust-host-"));
+            assert!(manifest["id"]
+                .as_str()
+                .expect("id")
+                .starts_with("rust-host-"));
             assert_eq!(manifest["id"].as_str().expect("id").len(), 10 + 32);
             assert_eq!(manifest["types"]["CounterThing"]["available"], json!(true));
             assert!(manifest.get("instances").is_none());

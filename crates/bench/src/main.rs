@@ -1,0 +1,581 @@
+//! `stencila-bench`: starts a `stencila` binary on a free loopback port, drives it with
+//! keep-alive connections from this second process, checks every response, and prints
+//! one table (p50/p90/p99 latency, throughput, RSS) plus the same as JSON.
+//!
+//! Run through `cargo xtask bench [--quick]`, which builds both in release mode.
+
+mod client;
+
+use anyhow::{bail, Context, Result};
+use client::Connection;
+use serde_json::{json, Value};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Sizes of the runs: the full bench, or `--quick` for CI.
+struct Plan {
+    sequential: usize,
+    warmup: usize,
+    parallel_for: Duration,
+    creates: usize,
+    manifest_for: Duration,
+    many_contexts: usize,
+}
+
+const FULL: Plan = Plan {
+    sequential: 5000,
+    warmup: 300,
+    parallel_for: Duration::from_secs(3),
+    creates: 60,
+    manifest_for: Duration::from_secs(3),
+    many_contexts: 200,
+};
+
+const QUICK: Plan = Plan {
+    sequential: 500,
+    warmup: 50,
+    parallel_for: Duration::from_millis(700),
+    creates: 10,
+    manifest_for: Duration::from_millis(700),
+    many_contexts: 200,
+};
+
+/// One line of the table.
+struct Row {
+    scenario: String,
+    count: usize,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    rss_kib: Option<u64>,
+    note: String,
+}
+
+impl Row {
+    fn percentile(&self, p: f64) -> Option<f64> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        Some(self.latencies[index].as_secs_f64() * 1e6)
+    }
+
+    fn throughput(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "scenario": self.scenario,
+            "count": self.count,
+            "p50_us": self.percentile(0.5),
+            "p90_us": self.percentile(0.9),
+            "p99_us": self.percentile(0.99),
+            "per_second": self.throughput(),
+            "rss_kib": self.rss_kib,
+            "note": self.note,
+        })
+    }
+}
+
+fn row(scenario: &str, mut latencies: Vec<Duration>, elapsed: Duration, note: String) -> Row {
+    latencies.sort();
+    Row {
+        scenario: scenario.to_string(),
+        count: latencies.len(),
+        latencies,
+        elapsed,
+        rss_kib: None,
+        note,
+    }
+}
+
+/// Resident set size of a process, from /proc.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A host under test, killed on drop.
+struct Host {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Host {
+    fn start(binary: &PathBuf, extra: &[&str]) -> Result<Host> {
+        let mut child = Command::new(binary)
+            .args(["serve", "--port", "0", "--max-instances", "1000"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("a stdout pipe")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let url = line
+            .trim()
+            .strip_prefix("Host has started at: ")
+            .with_context(|| format!("unexpected startup line {line:?}"))?;
+        let (address, ticket) = url.split_once("/?ticket=").context("a ticket")?;
+        let port: u16 = address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("a port")?;
+        let mut connection = Connection::open(port)?;
+        let request = connection.build("GET", &format!("/manifest?ticket={ticket}"), None, "");
+        let token = connection.send_for_token(&request)?;
+        Ok(Host { child, port, token })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn connection(&self) -> Result<Connection> {
+        Connection::open(self.port)
+    }
+
+    fn create(&self, connection: &mut Connection) -> Result<String> {
+        let request = connection.build("POST", "/PythonContext", Some(&self.token), "");
+        let response = connection.send(&request)?;
+        if response.status != 200 {
+            bail!("create failed: {} {}", response.status, response.text());
+        }
+        let name: Value = serde_json::from_slice(&response.body)?;
+        name.as_str().map(str::to_string).context("a name")
+    }
+
+    fn delete(&self, connection: &mut Connection, name: &str) -> Result<()> {
+        let request = connection.build("DELETE", &format!("/{name}"), Some(&self.token), "");
+        let response = connection.send(&request)?;
+        if response.status != 200 {
+            bail!("delete failed: {}", response.status);
+        }
+        Ok(())
+    }
+
+    fn worker_pid(&self, connection: &mut Connection, name: &str) -> Result<u32> {
+        let request = connection.build("GET", &format!("/{name}"), Some(&self.token), "");
+        let state: Value = serde_json::from_slice(&connection.send(&request)?.body)?;
+        state["pid"]
+            .as_u64()
+            .map(|p| p as u32)
+            .context("a worker pid")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Connection {
+    /// Sends a request carrying a ticket and returns the session token it set.
+    fn send_for_token(&mut self, request: &[u8]) -> Result<String> {
+        let head = self.send_head(request)?;
+        head.split("\r\n")
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                if !name.eq_ignore_ascii_case("set-cookie") {
+                    return None;
+                }
+                value
+                    .trim()
+                    .strip_prefix("token=")?
+                    .split(';')
+                    .next()
+                    .map(str::to_string)
+            })
+            .context("no token cookie")
+    }
+}
+
+/// Checks an execute result is `{"messages": [], "value": {"type": "integer", "data": want}}`.
+fn check_integer(body: &[u8], want: i64) -> Result<()> {
+    let result: Value = serde_json::from_slice(body)?;
+    if result["value"]["data"] != json!(want) || result["messages"] != json!([]) {
+        bail!("wrong result: {result}");
+    }
+    Ok(())
+}
+
+fn execute_body(code: &str) -> String {
+    json!({ "code": code }).to_string()
+}
+
+/// `execute` of `6*7` straight to a worker, in this process: the floor HTTP adds to.
+fn bare_worker(plan: &Plan) -> Result<Row> {
+    use stencila_host::InstanceType;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let interpreter =
+            stencila_contexts::resolve_interpreter("python3").unwrap_or_else(|| "python3".into());
+        let python = stencila_contexts::PythonContextType::new(stencila_contexts::PythonConfig {
+            interpreter,
+            execute_timeout: None,
+            worker_memory: None,
+        });
+        let context = python
+            .create(json!({}))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut latencies = Vec::with_capacity(plan.sequential);
+        let started = Instant::now();
+        for i in 0..plan.warmup + plan.sequential {
+            let t = Instant::now();
+            let result = context
+                .call("execute", json!({"code": "6*7"}))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let elapsed = t.elapsed();
+            check_integer(result.to_string().as_bytes(), 42)?;
+            if i >= plan.warmup {
+                latencies.push(elapsed);
+            }
+        }
+        let elapsed = started.elapsed();
+        context.destroy().await;
+        Ok(row(
+            "bare worker execute 6*7",
+            latencies,
+            elapsed,
+            "no HTTP: the floor".into(),
+        ))
+    })
+}
+
+fn sequential_execute(host: &Host, plan: &Plan) -> Result<Row> {
+    let mut connection = host.connection()?;
+    let name = host.create(&mut connection)?;
+    let request = connection.build(
+        "PUT",
+        &format!("/{name}!execute"),
+        Some(&host.token),
+        &execute_body("6*7"),
+    );
+    for _ in 0..plan.warmup {
+        check_integer(&connection.send(&request)?.body, 42)?;
+    }
+    let mut latencies = Vec::with_capacity(plan.sequential);
+    let started = Instant::now();
+    for _ in 0..plan.sequential {
+        let t = Instant::now();
+        let response = connection.send(&request)?;
+        latencies.push(t.elapsed());
+        check_integer(&response.body, 42)?;
+    }
+    let elapsed = started.elapsed();
+    host.delete(&mut connection, &name)?;
+    Ok(row(
+        "execute 6*7, 1 client",
+        latencies,
+        elapsed,
+        "keep-alive".into(),
+    ))
+}
+
+fn parallel_execute(host: &Arc<Host>, plan: &Plan, contexts: usize) -> Result<Row> {
+    let mut setup = host.connection()?;
+    let names: Vec<String> = (0..contexts)
+        .map(|_| host.create(&mut setup))
+        .collect::<Result<_>>()?;
+    let deadline_for = plan.parallel_for;
+    let started = Instant::now();
+    let threads: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let host = host.clone();
+            let name = name.clone();
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let mut connection = host.connection()?;
+                let request = connection.build(
+                    "PUT",
+                    &format!("/{name}!execute"),
+                    Some(&host.token),
+                    &execute_body("6*7"),
+                );
+                for _ in 0..20 {
+                    check_integer(&connection.send(&request)?.body, 42)?;
+                }
+                let mut latencies = Vec::new();
+                let until = Instant::now() + deadline_for;
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    let response = connection.send(&request)?;
+                    latencies.push(t.elapsed());
+                    check_integer(&response.body, 42)?;
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for result in join_all(threads) {
+        latencies.extend(result?);
+    }
+    let elapsed = started.elapsed();
+    for name in &names {
+        host.delete(&mut setup, name)?;
+    }
+    Ok(row(
+        &format!("execute 6*7, {contexts} contexts in parallel"),
+        latencies,
+        elapsed,
+        format!("{contexts} keep-alive clients"),
+    ))
+}
+
+fn create_contexts(host: &Host, plan: &Plan, label: &str) -> Result<Row> {
+    let mut connection = host.connection()?;
+    let mut latencies = Vec::with_capacity(plan.creates);
+    let started = Instant::now();
+    for _ in 0..plan.creates {
+        let t = Instant::now();
+        let name = host.create(&mut connection)?;
+        latencies.push(t.elapsed());
+        let request = connection.build(
+            "PUT",
+            &format!("/{name}!execute"),
+            Some(&host.token),
+            &execute_body("1"),
+        );
+        check_integer(&connection.send(&request)?.body, 1)?;
+        host.delete(&mut connection, &name)?;
+        // Lets a pool refill between creates, as it would between a person's clicks.
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    let elapsed = started.elapsed();
+    Ok(row(
+        label,
+        latencies,
+        elapsed,
+        "POST until an execute can start".into(),
+    ))
+}
+
+fn manifest(host: &Arc<Host>, plan: &Plan) -> Result<Row> {
+    const CONNECTIONS: usize = 32;
+    let run_for = plan.manifest_for;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let host = host.clone();
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let mut connection = host.connection()?;
+                let request = connection.build("GET", "/manifest", Some(&host.token), "");
+                let mut latencies = Vec::new();
+                let until = Instant::now() + run_for;
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    let response = connection.send(&request)?;
+                    latencies.push(t.elapsed());
+                    if response.status != 200 || !response.text().contains("\"id\":\"rust-host-") {
+                        bail!("bad manifest response: {}", response.text());
+                    }
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for result in join_all(threads) {
+        latencies.extend(result?);
+    }
+    Ok(row(
+        "GET /manifest, 32 connections",
+        latencies,
+        started.elapsed(),
+        "keep-alive".into(),
+    ))
+}
+
+fn many_contexts(host: &Arc<Host>, plan: &Plan) -> Result<(Row, Row)> {
+    const CLIENTS: usize = 8;
+    let started = Instant::now();
+    let per_client = plan.many_contexts.div_ceil(CLIENTS);
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let host = host.clone();
+            let count = per_client.min(plan.many_contexts.saturating_sub(client * per_client));
+            std::thread::spawn(move || -> Result<(Vec<Duration>, Vec<(String, u32)>)> {
+                let mut connection = host.connection()?;
+                let mut latencies = Vec::new();
+                let mut created = Vec::new();
+                for i in 0..count {
+                    let t = Instant::now();
+                    let name = host.create(&mut connection)?;
+                    let want = (client * 1000 + i) as i64;
+                    let request = connection.build(
+                        "PUT",
+                        &format!("/{name}!execute"),
+                        Some(&host.token),
+                        &execute_body(&want.to_string()),
+                    );
+                    check_integer(&connection.send(&request)?.body, want)?;
+                    latencies.push(t.elapsed());
+                    let pid = host.worker_pid(&mut connection, &name)?;
+                    created.push((name, pid));
+                }
+                Ok((latencies, created))
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut created = Vec::new();
+    for result in join_all(threads) {
+        let (l, c) = result?;
+        latencies.extend(l);
+        created.extend(c);
+    }
+    let elapsed = started.elapsed();
+    let host_rss = rss_kib(host.pid());
+    let worker_rss: Vec<u64> = created
+        .iter()
+        .filter_map(|(_, pid)| rss_kib(*pid))
+        .collect();
+    let mean_worker = worker_rss.iter().sum::<u64>() / worker_rss.len().max(1) as u64;
+    let mut connection = host.connection()?;
+    for (name, _) in &created {
+        host.delete(&mut connection, name)?;
+    }
+    let mut all = row(
+        &format!("{} contexts: create + execute", created.len()),
+        latencies,
+        elapsed,
+        format!("{CLIENTS} clients; RSS is the host's with all live"),
+    );
+    all.rss_kib = host_rss;
+    let mut worker = row(
+        "idle worker (mean)",
+        Vec::new(),
+        Duration::ZERO,
+        format!("over {} workers", worker_rss.len()),
+    );
+    worker.rss_kib = Some(mean_worker);
+    Ok((all, worker))
+}
+
+/// Joins every thread before any error is returned, so no client outlives a failure.
+fn join_all<T>(threads: Vec<std::thread::JoinHandle<Result<T>>>) -> Vec<Result<T>> {
+    threads
+        .into_iter()
+        .map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked")))
+        })
+        .collect()
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<40} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}  note",
+        "scenario", "count", "p50 µs", "p90 µs", "p99 µs", "per second", "RSS KiB"
+    );
+    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+    for r in rows {
+        let throughput = if r.count > 0 {
+            format!("{:.0}", r.throughput())
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<40} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}  {}",
+            r.scenario,
+            r.count,
+            fmt(r.percentile(0.5)),
+            fmt(r.percentile(0.9)),
+            fmt(r.percentile(0.99)),
+            throughput,
+            r.rss_kib
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.note
+        );
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let binary =
+        PathBuf::from(value_of("--binary").context("--binary <path to stencila> is required")?);
+    let out = value_of("--out").map(PathBuf::from);
+    let plan = if quick { &QUICK } else { &FULL };
+
+    let mut rows = Vec::new();
+    let bare = bare_worker(plan)?;
+    let bare_p50 = bare.percentile(0.5);
+    rows.push(bare);
+
+    let host = Arc::new(Host::start(&binary, &[])?);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut idle = row(
+        "host idle",
+        Vec::new(),
+        Duration::ZERO,
+        "after start, before any context".into(),
+    );
+    idle.rss_kib = rss_kib(host.pid());
+    rows.push(idle);
+
+    let sequential = sequential_execute(&host, plan)?;
+    let ratio = match (sequential.percentile(0.5), bare_p50) {
+        (Some(http), Some(bare)) if bare > 0.0 => Some(http / bare),
+        _ => None,
+    };
+    rows.push(sequential);
+    for contexts in [1, 2, 8] {
+        rows.push(parallel_execute(&host, plan, contexts)?);
+    }
+    rows.push(create_contexts(&host, plan, "create PythonContext")?);
+    rows.push(manifest(&host, plan)?);
+    let (all, worker) = many_contexts(&host, plan)?;
+    rows.push(all);
+    rows.push(worker);
+    drop(host);
+
+    print_table(&rows);
+    if let Some(ratio) = ratio {
+        println!("overhead ratio (HTTP execute p50 / bare worker p50): {ratio:.2}");
+    }
+    if let Some(out) = out {
+        let report = json!({
+            "quick": quick,
+            "overhead_ratio": ratio,
+            "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        });
+        std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+        println!("written to {}", out.display());
+    }
+    Ok(())
+}

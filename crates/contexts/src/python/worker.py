@@ -1,0 +1,875 @@
+"""The PythonContext worker: runs code sent by a Stencila host in a persistent namespace.
+
+Started by the host as `python3 -u -c <this script> <host pid> <memory limit in bytes, 0 for none>`.
+It speaks one JSON object per line on private copies of the original stdin/stdout
+(see the framing in worker.rs). Before any user code runs, fd 0 is pointed at
+/dev/null and fds 1/2 at in-memory files, so nothing user code does (print, os.write,
+subprocesses, closing sys.stdout) can reach the protocol channel; what it writes is
+captured and returned as stdout/stderr messages.
+"""
+
+import _signal
+import ast
+import binascii
+import io
+import json
+import math
+import os
+import select
+import signal
+import sys
+import threading
+import warnings
+
+# Per stream and per execute; the rest is counted and reported as omitted.
+OUTPUT_CAP = 1 << 20
+# Alternating tiny writes to both streams could otherwise make millions of messages.
+MAX_CHUNKS = 10000
+# Nesting kept when packing; deeper values become their repr. Well inside the
+# host's JSON parser's nesting limit (128), counting the reply's own levels.
+MAX_DEPTH = 64
+# The longest repr sent for a value that has no JSON form.
+REPR_CAP = 100000
+# Integers beyond this lose precision as JSON numbers in most clients, so they are
+# sent as decimal strings.
+SAFE_INT = (1 << 53) - 1
+CODE_CACHE_SIZE = 256
+USER_FILE = "<code>"
+STDIN_MESSAGE = "stdin is not available: code in a Stencila context runs without an input stream"
+
+# Kept before user code runs, so that rebinding json.dumps or os.write in user code
+# cannot break the protocol.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_loads = json.loads
+_write = os.write
+_fstat = os.fstat
+_pread = os.pread
+_ftruncate = os.ftruncate
+_dup2 = os.dup2
+
+executing = False
+
+
+class ArgumentError(Exception):
+    """A request whose arguments are wrong: reported to the caller, not a worker fault."""
+
+
+def log(text):
+    try:
+        _write(LOG_FD, ("stencila python worker: " + text + "\n").encode("utf-8", "replace"))
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# Output capture
+
+
+class Output:
+    """What user code wrote during one execute, in order, bounded."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        # Items are [kind, parts, line]: stdout/stderr parts are coalesced.
+        self.items = []
+        self.used = {"stdout": 0, "stderr": 0}
+        self.omitted = {"stdout": 0, "stderr": 0}
+
+    def add(self, stream, text):
+        if not text:
+            return
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        room = OUTPUT_CAP - self.used[stream]
+        if size > room:
+            self.omitted[stream] += size - max(room, 0)
+            if room <= 0:
+                return
+            text = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+            size = room
+        items = self.items
+        if items and items[-1][0] == stream:
+            items[-1][1].append(text)
+        elif len(items) < MAX_CHUNKS:
+            items.append([stream, [text], None])
+        else:
+            self.omitted[stream] += size
+            return
+        self.used[stream] += size
+
+    def warning(self, message, line):
+        if len(self.items) < MAX_CHUNKS:
+            self.items.append(["warning", [message], line])
+
+    def messages(self):
+        messages = []
+        for kind, parts, line in self.items:
+            message = {"type": kind, "message": "".join(parts)}
+            if line is not None:
+                message["line"] = line
+            messages.append(message)
+        for stream in ("stdout", "stderr"):
+            if self.omitted[stream]:
+                messages.append({
+                    "type": "warning",
+                    "message": "[output truncated: %d bytes of %s omitted]"
+                    % (self.omitted[stream], stream),
+                })
+        self.reset()
+        return messages
+
+
+OUTPUT = Output()
+
+
+class CapturedBytes(io.RawIOBase):
+    """`sys.stdout.buffer`: bytes written here are captured as text."""
+
+    def __init__(self, stream, fd):
+        self._stream = stream
+        self._fd = fd
+
+    def write(self, data):
+        data = bytes(data)
+        OUTPUT.add(self._stream, data.decode("utf-8", "replace"))
+        return len(data)
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self._fd
+
+    def isatty(self):
+        return False
+
+    def close(self):
+        # Closing the captured stream would break later executes; it is a no-op.
+        pass
+
+
+class CapturedText(io.TextIOBase):
+    """`sys.stdout` and `sys.stderr` while user code runs."""
+
+    encoding = "utf-8"
+    errors = "replace"
+    newlines = None
+    line_buffering = False
+
+    def __init__(self, stream, fd):
+        self._stream = stream
+        self._fd = fd
+        self.buffer = CapturedBytes(stream, fd)
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        OUTPUT.add(self._stream, text)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        # Writes to the fd itself are captured too (fd 1/2 point at capture files).
+        return self._fd
+
+    def isatty(self):
+        return False
+
+    def close(self):
+        # Closing the captured stream would break later executes; it is a no-op.
+        pass
+
+
+class NoStdin(io.TextIOBase):
+    """`sys.stdin`: there is no input stream, so reading is a clear error."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def read(self, size=-1):
+        raise EOFError(STDIN_MESSAGE)
+
+    def readline(self, size=-1):
+        raise EOFError(STDIN_MESSAGE)
+
+    def readlines(self, hint=-1):
+        raise EOFError(STDIN_MESSAGE)
+
+    def readable(self):
+        return True
+
+    def fileno(self):
+        return 0
+
+    def isatty(self):
+        return False
+
+    def close(self):
+        pass
+
+
+def capture_file(name):
+    """An anonymous file that fd-level output (os.write, subprocesses) goes to."""
+    try:
+        fd = os.memfd_create("stencila-" + name)
+    except (AttributeError, OSError):
+        import tempfile
+
+        with tempfile.TemporaryFile() as handle:
+            fd = os.dup(handle.fileno())
+    import fcntl
+
+    # Appending writers never leave holes after the file is truncated.
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+    return fd
+
+
+def collect_fd_output():
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+    for name, fd in (("stdout", OUT_FD), ("stderr", ERR_FD)):
+        try:
+            size = _fstat(fd).st_size
+        except OSError:
+            continue
+        if not size:
+            continue
+        take = min(size, OUTPUT_CAP)
+        try:
+            data = _pread(fd, take, 0)
+            _ftruncate(fd, 0)
+        except OSError:
+            continue
+        OUTPUT.add(name, data.decode("utf-8", "replace"))
+        if size > take:
+            OUTPUT.omitted[name] += size - take
+
+
+def prepare_streams():
+    """Undo whatever the previous execute did to the standard streams."""
+    _dup2(NULL_FD, 0)
+    _dup2(OUT_FD, 1)
+    _dup2(ERR_FD, 2)
+    sys.stdin = STDIN
+    sys.stdout = STDOUT
+    sys.stderr = STDERR
+    # _signal's getsignal skips the enum conversion of signal's (a few µs per call).
+    if _signal.getsignal(signal.SIGINT) is not on_sigint:
+        signal.signal(signal.SIGINT, on_sigint)
+    if warnings.showwarning is not show_warning:
+        warnings.showwarning = show_warning
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    text = "%s: %s" % (category.__name__, message)
+    if filename != USER_FILE:
+        # A warning raised in a library: point at the user's line that led to it.
+        lineno = None
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == USER_FILE:
+                lineno = frame.f_lineno
+                break
+            frame = frame.f_back
+    OUTPUT.warning(text, lineno)
+
+
+# ---------------------------------------------------------------------------
+# Signals and the host's life
+
+
+def on_sigint(signum, frame):
+    # Only user code is interrupted; an interrupt that arrives while idle (e.g. just
+    # after an execute finished) is dropped so it cannot break the request loop.
+    if executing:
+        raise KeyboardInterrupt
+
+
+def watch_host(host_pid, proto_in):
+    """Ends this worker (and its process group) when the host goes away."""
+    poller = select.poll()
+    try:
+        # No events asked for: poll still reports POLLHUP when the host's end closes,
+        # even while the main thread is busy running user code.
+        poller.register(proto_in, 0)
+    except Exception:
+        poller = None
+    import time
+
+    while True:
+        if poller is not None:
+            try:
+                events = poller.poll(1000)
+            except Exception:
+                events = []
+                poller = None
+            hung_up = False
+            for _, event in events:
+                if event & select.POLLNVAL:
+                    poller = None  # user code closed the fd: rely on the parent check
+                elif event & (select.POLLHUP | select.POLLERR):
+                    hung_up = True
+            if hung_up:
+                break
+        else:
+            time.sleep(0.5)
+        if os.getppid() != host_pid:
+            break
+    end_all()
+
+
+def end_all():
+    try:
+        if os.getpgrp() == os.getpid():
+            os.killpg(0, signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
+# ---------------------------------------------------------------------------
+# Packing values
+
+
+def short_repr(value):
+    try:
+        text = repr(value)
+    except BaseException:
+        return "<%s object>" % type_name(value)
+    if not isinstance(text, str):
+        return "<%s object>" % type_name(value)
+    if len(text) > REPR_CAP:
+        text = text[:REPR_CAP] + "..."
+    return text
+
+
+def type_name(value):
+    try:
+        return type(value).__name__
+    except BaseException:
+        return "object"
+
+
+def module_of(value):
+    module = getattr(type(value), "__module__", None)
+    return module if isinstance(module, str) else ""
+
+
+def integer_data(value):
+    if -SAFE_INT <= value <= SAFE_INT:
+        return int(value)
+    try:
+        return str(int(value))
+    except ValueError:
+        # Beyond sys.get_int_max_str_digits().
+        return "<an integer of %d bits>" % value.bit_length()
+
+
+def base64(data):
+    return binascii.b2a_base64(bytes(data), newline=False).decode("ascii")
+
+
+def key_text(key):
+    if isinstance(key, str):
+        return str(key)
+    try:
+        text = str(key)
+        if isinstance(text, str):
+            return text
+    except BaseException:
+        pass
+    return short_repr(key)
+
+
+def sorted_if_possible(items):
+    items = list(items)
+    try:
+        return sorted(items)
+    except BaseException:
+        return items
+
+
+def native(value, depth, active):
+    """A JSON-native form of a value inside an array or object."""
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return integer_data(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if depth >= MAX_DEPTH:
+        return short_repr(value)
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        key = id(value)
+        if key in active:
+            return "{...}" if isinstance(value, dict) else "[...]"
+        active.add(key)
+        try:
+            if isinstance(value, dict):
+                return {key_text(k): native(v, depth + 1, active) for k, v in value.items()}
+            if isinstance(value, (set, frozenset)):
+                value = sorted_if_possible(value)
+            return [native(item, depth + 1, active) for item in value]
+        finally:
+            active.discard(key)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64(value)
+    if module_of(value) == "numpy":
+        converted = numpy_native(value)
+        if converted is not value:
+            return native(converted, depth + 1, active)
+    return short_repr(value)
+
+
+def numpy_native(value):
+    """A plain Python value for a numpy scalar or array; the value itself otherwise."""
+    try:
+        if hasattr(value, "tolist") and hasattr(value, "dtype"):
+            return value.tolist()
+    except BaseException:
+        pass
+    return value
+
+
+def pack(value):
+    """The packed form of a value: {"type": ..., "data": ...} (PROTOCOL.md section 6)."""
+    try:
+        return pack_unguarded(value)
+    except BaseException as error:
+        return {"type": type_name(value), "data": short_repr(value), "error": describe(error)}
+
+
+def pack_unguarded(value):
+    if value is None:
+        return {"type": "null", "data": None}
+    if isinstance(value, bool):
+        return {"type": "boolean", "data": bool(value)}
+    if isinstance(value, int):
+        return {"type": "integer", "data": integer_data(value)}
+    if isinstance(value, float):
+        return {"type": "number", "data": float(value) if math.isfinite(value) else None}
+    if isinstance(value, str):
+        return {"type": "string", "data": str(value)}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return {"type": "array", "data": native(value, 0, set())}
+    if isinstance(value, dict):
+        return {"type": "object", "data": native(value, 0, set())}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"type": "bytes", "data": base64(value), "encoding": "base64"}
+    module = module_of(value)
+    name = type_name(value)
+    if module.startswith("pandas") and name == "DataFrame":
+        return pack_table(value)
+    if module.startswith("matplotlib") and name == "Figure":
+        return pack_figure(value)
+    if module == "numpy":
+        converted = numpy_native(value)
+        if converted is not value:
+            return pack_unguarded(converted)
+    return {"type": name, "data": short_repr(value)}
+
+
+COLUMN_TYPES = {"b": "boolean", "i": "integer", "u": "integer", "f": "number"}
+
+
+def pack_table(frame):
+    columns = []
+    for index in range(frame.shape[1]):
+        series = frame.iloc[:, index]
+        kind = series.dtype.kind
+        if kind in "mM":
+            values = [None if v is None else str(v) for v in series.astype(str).tolist()]
+            column_type = "string"
+        else:
+            values = [native(v, 1, set()) for v in series.tolist()]
+            column_type = COLUMN_TYPES.get(kind)
+            if column_type is None:
+                strings = all(v is None or isinstance(v, str) for v in values)
+                column_type = "string" if strings else "object"
+        columns.append({"name": key_text(frame.columns[index]), "type": column_type, "values": values})
+    return {"type": "table", "data": {"columns": columns}}
+
+
+def pack_figure(figure):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return {"type": "image", "src": "data:image/png;base64," + base64(buffer.getvalue())}
+
+
+def packed_type(value):
+    """The type `pack` would give, without packing (for `list`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    module = module_of(value)
+    name = type_name(value)
+    if module.startswith("pandas") and name == "DataFrame":
+        return "table"
+    if module.startswith("matplotlib") and name == "Figure":
+        return "image"
+    return name
+
+
+def unpack(packed, what):
+    """The Python value of a packed value sent by the host."""
+    if not isinstance(packed, dict) or not isinstance(packed.get("type"), str):
+        raise ArgumentError(
+            '%s must be a packed value such as {"type": "integer", "data": 1}' % what
+        )
+    kind = packed["type"]
+    data = packed.get("data")
+
+    def wrong(expected):
+        return ArgumentError("%s: a value of type '%s' needs %s as its data" % (what, kind, expected))
+
+    if kind == "null":
+        return None
+    if kind == "boolean":
+        if not isinstance(data, bool):
+            raise wrong("true or false")
+        return data
+    if kind == "integer":
+        if isinstance(data, bool):
+            raise wrong("an integer")
+        if isinstance(data, int):
+            return data
+        if isinstance(data, float) and data.is_integer():
+            return int(data)
+        if isinstance(data, str):
+            try:
+                return int(data)
+            except ValueError:
+                pass
+        raise wrong("an integer (or its decimal string)")
+    if kind == "number":
+        if data is None:
+            return math.nan
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return float(data)
+        raise wrong("a number")
+    if kind == "string":
+        if not isinstance(data, str):
+            raise wrong("a string")
+        return data
+    if kind == "array":
+        if not isinstance(data, list):
+            raise wrong("an array")
+        return data
+    if kind == "object":
+        if not isinstance(data, dict):
+            raise wrong("an object")
+        return data
+    if kind == "bytes":
+        try:
+            return binascii.a2b_base64(data)
+        except Exception:
+            raise wrong("a base64 string") from None
+    if kind == "table":
+        columns = data.get("columns") if isinstance(data, dict) else None
+        if not isinstance(columns, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("values"), list)
+            for c in columns
+        ):
+            raise wrong('{"columns": [{"name": ..., "values": [...]}, ...]}')
+        table = {c["name"]: c["values"] for c in columns}
+        try:
+            import pandas
+        except ImportError:
+            return table
+        return pandas.DataFrame(table)
+    raise ArgumentError("%s: cannot unpack a value of type '%s'" % (what, kind))
+
+
+# ---------------------------------------------------------------------------
+# Running code
+
+
+def fresh_namespace():
+    import builtins
+
+    return {"__name__": "__main__", "__builtins__": builtins, "sys": sys}
+
+
+NAMESPACE = fresh_namespace()
+CODE_CACHE = {}
+
+
+def compile_code(code):
+    """(body, last): the code compiled, with a final expression split off to be evaluated."""
+    hit = CODE_CACHE.get(code)
+    if hit is not None:
+        return hit
+    tree = ast.parse(code, USER_FILE, "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = compile(ast.Expression(tree.body.pop().value), USER_FILE, "eval", dont_inherit=True)
+    body = compile(tree, USER_FILE, "exec", dont_inherit=True) if tree.body else None
+    if len(CODE_CACHE) >= CODE_CACHE_SIZE:
+        CODE_CACHE.clear()
+    CODE_CACHE[code] = (body, last)
+    return body, last
+
+
+def describe(error):
+    name = type_name(error)
+    try:
+        text = str(error)
+    except BaseException:
+        text = ""
+    return "%s: %s" % (name, text) if text else name
+
+
+def column_of(tb):
+    """The column of the instruction a traceback entry stopped at, where Python knows it."""
+    try:
+        lasti = tb.tb_lasti
+        if lasti < 0:
+            return None
+        positions = tb.tb_frame.f_code.co_positions()
+    except AttributeError:
+        return None
+    for index, position in enumerate(positions):
+        if index == lasti // 2:
+            line, _, column, _ = position
+            return column if line == tb.tb_lineno else None
+    return None
+
+
+def error_message(error):
+    message = {"type": "error", "message": describe(error)}
+    tb = error.__traceback__
+    last = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == USER_FILE:
+            last = tb
+        tb = tb.tb_next
+    if last is not None and last.tb_lineno is not None:
+        message["line"] = last.tb_lineno
+        column = column_of(last)
+        if column is not None:
+            message["column"] = column
+    return message
+
+
+def syntax_message(error):
+    message = {"type": "error", "message": "%s: %s" % (type_name(error), error.msg)}
+    if isinstance(error.lineno, int):
+        message["line"] = error.lineno
+        if isinstance(error.offset, int) and error.offset > 0:
+            message["column"] = error.offset - 1
+    return message
+
+
+def run_user(body, last):
+    global executing
+    try:
+        executing = True
+        try:
+            if body is not None:
+                exec(body, NAMESPACE)
+            value = eval(last, NAMESPACE) if last is not None else None
+        finally:
+            executing = False
+    except BaseException as error:
+        message = error_message(error)
+        error.__traceback__ = None
+        return message, None
+    return None, value
+
+
+def check_name(name, what):
+    import keyword
+
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise ArgumentError("%s needs `name`, a Python identifier" % what)
+
+
+def do_execute(args):
+    code = args.get("code")
+    if not isinstance(code, str):
+        raise ArgumentError("execute needs `code`, a string")
+    inputs = args.get("inputs")
+    if inputs is not None:
+        if not isinstance(inputs, dict):
+            raise ArgumentError("`inputs` must be an object of names to packed values")
+        values = {}
+        for name, packed in inputs.items():
+            check_name(name, "each input")
+            values[name] = unpack(packed, "input '%s'" % name)
+        NAMESPACE.update(values)
+    prepare_streams()
+    value = None
+    try:
+        body, last = compile_code(code)
+    except SyntaxError as error:
+        failure = syntax_message(error)
+    except Exception as error:
+        failure = {"type": "error", "message": describe(error)}
+    else:
+        failure, value = run_user(body, last)
+    collect_fd_output()
+    messages = OUTPUT.messages()
+    if failure is not None:
+        messages.append(failure)
+    return {"messages": messages, "value": None if value is None else pack(value)}
+
+
+def do_list(args):
+    import types
+
+    return [
+        {"name": name, "type": packed_type(value)}
+        for name, value in list(NAMESPACE.items())
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    ]
+
+
+def do_get(args):
+    name = args.get("name")
+    if not isinstance(name, str):
+        raise ArgumentError("get needs `name`, a string")
+    if name not in NAMESPACE:
+        raise ArgumentError("no variable named '%s'" % name)
+    return pack(NAMESPACE[name])
+
+
+def do_set(args):
+    name = args.get("name")
+    check_name(name, "set")
+    if "value" not in args:
+        raise ArgumentError("set needs `value`, a packed value")
+    NAMESPACE[name] = unpack(args["value"], "`value`")
+    return None
+
+
+METHODS = {"execute": do_execute, "list": do_list, "get": do_get, "set": do_set}
+
+
+def handle(request):
+    method = METHODS.get(request.get("method"))
+    if method is None:
+        raise ArgumentError("no method named '%s'" % request.get("method"))
+    args = request.get("args")
+    if not isinstance(args, dict):
+        args = {}
+    return method(args)
+
+
+def send(frame):
+    try:
+        data = _dumps(frame).encode("utf-8", "replace") + b"\n"
+    except BaseException as error:
+        data = _dumps({
+            "id": frame.get("id"),
+            "error": "the reply could not be encoded: " + describe(error),
+            "internal": True,
+        }).encode("utf-8", "replace") + b"\n"
+    view = memoryview(data)
+    while view:
+        written = _write(PROTO_OUT, view)
+        view = view[written:]
+
+
+def serve():
+    reader = os.fdopen(PROTO_IN, "rb", buffering=1 << 16)
+    while True:
+        try:
+            line = reader.readline()
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, on_sigint)  # user code had replaced it
+            continue
+        except OSError:
+            break
+        if not line:
+            break
+        try:
+            request = _loads(line.decode("utf-8"))
+            request_id = request["id"]
+        except BaseException as error:
+            log("skipping a malformed request: " + describe(error))
+            continue
+        try:
+            frame = {"id": request_id, "result": handle(request)}
+        except ArgumentError as error:
+            frame = {"id": request_id, "error": str(error)}
+        except BaseException as error:
+            frame = {"id": request_id, "error": "the Python worker failed: " + describe(error), "internal": True}
+            try:
+                import traceback
+
+                log("".join(traceback.format_exception(error)))
+            except BaseException:
+                pass
+        if _signal.getsignal(signal.SIGINT) is not on_sigint:
+            # User code replaced the handler: an idle interrupt must not cut a reply short.
+            signal.signal(signal.SIGINT, on_sigint)
+        try:
+            send(frame)
+        except OSError:
+            break
+    end_all()
+
+
+def main():
+    global PROTO_IN, PROTO_OUT, LOG_FD, NULL_FD, OUT_FD, ERR_FD, STDIN, STDOUT, STDERR
+    host_pid = int(sys.argv[1])
+    memory = int(sys.argv[2])
+    # Private, non-inheritable copies of the pipes: subprocesses and user code
+    # writing to fd 1/2 never see them.
+    PROTO_IN = os.dup(0)
+    PROTO_OUT = os.dup(1)
+    LOG_FD = os.dup(2)
+    NULL_FD = os.open(os.devnull, os.O_RDONLY)
+    OUT_FD = capture_file("stdout")
+    ERR_FD = capture_file("stderr")
+    STDIN = NoStdin()
+    STDOUT = CapturedText("stdout", 1)
+    STDERR = CapturedText("stderr", 2)
+    signal.signal(signal.SIGINT, on_sigint)
+    prepare_streams()
+    # A small stack: under a memory limit (RLIMIT_AS) the default 8 MiB would count.
+    threading.stack_size(256 << 10)
+    threading.Thread(target=watch_host, args=(host_pid, PROTO_IN), daemon=True).start()
+    threading.stack_size(0)
+    if memory > 0:
+        try:
+            import resource
+
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        except Exception as error:
+            log("could not limit memory: " + describe(error))
+    send({"ready": True, "pid": os.getpid(), "python": "%d.%d.%d" % sys.version_info[:3]})
+    serve()
+
+
+main()

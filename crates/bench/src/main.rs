@@ -412,6 +412,9 @@ fn manifest(host: &Arc<Host>, plan: &Plan) -> Result<Row> {
     ))
 }
 
+/// What one client of the many-contexts run saw: latencies and (name, worker pid).
+type ClientRun = (Vec<Duration>, Vec<(String, u32)>);
+
 fn many_contexts(host: &Arc<Host>, plan: &Plan) -> Result<(Row, Row)> {
     const CLIENTS: usize = 8;
     let started = Instant::now();
@@ -420,7 +423,7 @@ fn many_contexts(host: &Arc<Host>, plan: &Plan) -> Result<(Row, Row)> {
         .map(|client| {
             let host = host.clone();
             let count = per_client.min(plan.many_contexts.saturating_sub(client * per_client));
-            std::thread::spawn(move || -> Result<(Vec<Duration>, Vec<(String, u32)>)> {
+            std::thread::spawn(move || -> Result<ClientRun> {
                 let mut connection = host.connection()?;
                 let mut latencies = Vec::new();
                 let mut created = Vec::new();

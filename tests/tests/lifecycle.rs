@@ -275,3 +275,57 @@ fn closing_stdout_after_the_first_line_does_not_stop_the_host() {
     let status = child.wait().expect("an exit");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn pooled_workers_start_ahead_serve_one_instance_each_and_end_with_the_host() {
+    let host = HostProcess::start(&["--pool-size", "2"]);
+    assert!(
+        eventually(Duration::from_secs(20), || descendants(host.pid()).len()
+            >= 2),
+        "the pool did not fill"
+    );
+    let token = host.token();
+    let execute = |name: &str, code: &str| {
+        host.request("PUT", &format!("/{name}!execute"))
+            .cookie(&token)
+            .json(&json!({ "code": code }))
+            .send()
+            .json()
+    };
+    let first = host
+        .request("POST", "/PythonContext")
+        .cookie(&token)
+        .send()
+        .json();
+    assert_eq!(first, json!("pythonContext1"));
+    execute("pythonContext1", "secret = 42");
+    assert_eq!(
+        host.request("DELETE", "/pythonContext1")
+            .cookie(&token)
+            .send()
+            .status,
+        200
+    );
+    for _ in 0..3 {
+        let name = host
+            .request("POST", "/PythonContext")
+            .cookie(&token)
+            .send()
+            .json();
+        let name = name.as_str().expect("a name");
+        let result = execute(name, "secret");
+        assert_eq!(
+            result["messages"][0]["type"], "error",
+            "a worker was reused: {result}"
+        );
+    }
+    let workers = descendants(host.pid());
+    let (status, _) = host.stop("TERM");
+    assert!(status.success());
+    assert!(
+        eventually(Duration::from_secs(5), || workers
+            .iter()
+            .all(|pid| !alive(*pid))),
+        "pooled workers outlived the host"
+    );
+}

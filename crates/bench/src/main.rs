@@ -237,6 +237,7 @@ fn bare_worker(plan: &Plan) -> Result<Row> {
             interpreter,
             execute_timeout: None,
             worker_memory: None,
+            pool_size: 0,
         });
         let context = python
             .create(json!({}))
@@ -560,12 +561,23 @@ fn main() -> Result<()> {
     for contexts in [1, 2, 8] {
         rows.push(parallel_execute(&host, plan, contexts)?);
     }
-    rows.push(create_contexts(&host, plan, "create PythonContext")?);
+    rows.push(create_contexts(
+        &host,
+        plan,
+        "create PythonContext, pooled",
+    )?);
     rows.push(manifest(&host, plan)?);
     let (all, worker) = many_contexts(&host, plan)?;
     rows.push(all);
     rows.push(worker);
     drop(host);
+    let cold = Host::start(&binary, &["--pool-size", "0"])?;
+    rows.push(create_contexts(
+        &cold,
+        plan,
+        "create PythonContext, cold (no pool)",
+    )?);
+    drop(cold);
 
     print_table(&rows);
     if let Some(ratio) = ratio {

@@ -90,6 +90,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "none", value_name = "SIZE")]
     pub worker_memory: String,
 
+    /// Python workers kept started and waiting, so creating a context is quick.
+    /// Each idle one costs about 15 MB.
+    #[arg(long, default_value_t = 2)]
+    pub pool_size: usize,
+
     /// Number of HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,

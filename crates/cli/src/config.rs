@@ -22,6 +22,7 @@ pub struct ServeConfig {
     pub python: String,
     pub execute_timeout: Option<Duration>,
     pub worker_memory: Option<u64>,
+    pub pool_size: usize,
 }
 
 /// Parses `250ms`, `30s`, `10m`, `2h`, `7d` or plain seconds; `none` is `None`.
@@ -134,6 +135,7 @@ impl ServeConfig {
             python: std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into()),
             execute_timeout: parse_duration(&args.execute_timeout).context("--execute-timeout")?,
             worker_memory: parse_size(&args.worker_memory).context("--worker-memory")?,
+            pool_size: args.pool_size,
         })
     }
 }

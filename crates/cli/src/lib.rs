@@ -31,12 +31,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Serve(args)) => serve(&args, false),
         Some(Command::Spawn(args)) => serve(&args, true),
         Some(Command::Manifest) => {
-            let host = build_host(&ServeConfig::from_args(&cli.serve)?);
+            let (host, _) = build_host(&ServeConfig::from_args(&cli.serve)?);
             println!("{}", serde_json::to_string_pretty(&host.manifest(false))?);
             Ok(())
         }
         Some(Command::Register) => {
-            let host = build_host(&ServeConfig::from_args(&cli.serve)?);
+            let (host, _) = build_host(&ServeConfig::from_args(&cli.serve)?);
             let path = runfiles::register(&host.manifest(false))?;
             println!("Host registered at: {}", path.display());
             Ok(())
@@ -44,18 +44,21 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A host with every context type this build offers.
-fn build_host(config: &ServeConfig) -> Host {
+/// A host with every context type this build offers; the Python type is also
+/// returned, so its worker pool can be warmed once a runtime runs.
+fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
     let mut host = Host::new();
     host.set_limits(config.limits.clone());
     let interpreter = stencila_contexts::resolve_interpreter(&config.python)
         .unwrap_or_else(|| config.python.clone().into());
-    host.register(Arc::new(PythonContextType::new(PythonConfig {
+    let python = Arc::new(PythonContextType::new(PythonConfig {
         interpreter,
         execute_timeout: config.execute_timeout,
         worker_memory: config.worker_memory,
-    })));
-    host
+        pool_size: config.pool_size,
+    }));
+    host.register(python.clone());
+    (host, python)
 }
 
 /// Binds `address:port`, else port+10, port+20, ... as the 2018 hosts did.
@@ -88,7 +91,8 @@ fn bind(config: &ServeConfig) -> Result<TcpListener> {
 
 fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     let config = ServeConfig::from_args(args)?;
-    let host = Arc::new(build_host(&config));
+    let (host, python) = build_host(&config);
+    let host = Arc::new(host);
     let auth = Arc::new(Auth::new(config.auth.clone()));
     let key = Auth::generate_key();
     auth.add_key(&key);
@@ -120,6 +124,7 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
         let host = host.clone();
         let server = config.server.clone();
         async move {
+            python.warm();
             if config.limits.instance_timeout.is_some() {
                 let host = host.clone();
                 actix_web::rt::spawn(async move {

@@ -14,11 +14,13 @@
 //!     interpreter,
 //!     execute_timeout: None,
 //!     worker_memory: None,
+//!     pool_size: 0,
 //! });
 //! let mut host = stencila_host::Host::new();
 //! host.register(Arc::new(python));
 //! ```
 
+mod pool;
 mod python;
 pub mod worker;
 

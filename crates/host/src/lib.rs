@@ -73,6 +73,12 @@ pub trait InstanceType: Send + Sync {
 
     /// Creates an instance from JSON constructor options (an object, possibly empty).
     fn create(&self, options: Value) -> BoxFuture<'_, Result<Arc<dyn Instance>, HostError>>;
+
+    /// Releases what the type holds beyond its instances (e.g. pre-started workers),
+    /// when the host stops. The default holds nothing.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A live instance: something with methods that can be called with a JSON argument.

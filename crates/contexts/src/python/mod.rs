@@ -10,6 +10,7 @@
 //! "<base64>", "encoding": "base64"}`; values nested deeper than 64 levels, cycles and
 //! anything without a JSON form become their `repr` inside arrays and objects.
 
+use crate::pool::WorkerPool;
 use crate::worker::{Answer, ExitReport, ReplyError, Worker, WorkerCommand, WorkerError};
 use serde_json::{json, Map, Value};
 use std::ffi::OsString;
@@ -43,6 +44,8 @@ pub struct PythonConfig {
     /// A limit on each worker's address space in bytes (`RLIMIT_AS`), set by the
     /// worker itself at start; exceeding it is a `MemoryError` in the user's code.
     pub worker_memory: Option<u64>,
+    /// How many started workers wait for new instances (0: each starts cold).
+    pub pool_size: usize,
 }
 
 /// Runs `program -c "import sys; print(sys.executable)"` and returns the path of the
@@ -108,10 +111,45 @@ impl PythonContextType {
             log::info!("{reason}");
         }
         let version = availability.clone().unwrap_or_default();
+        let pool = WorkerPool::new(worker_command(&config), config.pool_size);
         PythonContextType {
-            spawner: Arc::new(Spawner { config, version }),
+            spawner: Arc::new(Spawner {
+                config,
+                version,
+                pool,
+            }),
             availability,
         }
+    }
+
+    /// Fills the pool of ready workers in the background. Call it on the runtime that
+    /// will serve the instances (their pipes belong to it); does nothing when Python
+    /// is unavailable or there is no runtime.
+    pub fn warm(&self) {
+        if self.availability.is_ok() {
+            self.spawner.pool.refill();
+        }
+    }
+
+    /// How many pooled workers are ready now.
+    pub fn pooled(&self) -> usize {
+        self.spawner.pool.ready()
+    }
+}
+
+/// The command that starts a worker: the embedded script, the host's pid (the worker
+/// ends when its host does) and the memory cap.
+fn worker_command(config: &PythonConfig) -> WorkerCommand {
+    WorkerCommand {
+        program: config.interpreter.clone(),
+        args: vec![
+            OsString::from("-u"),
+            OsString::from("-c"),
+            OsString::from(WORKER_SCRIPT),
+            OsString::from(std::process::id().to_string()),
+            OsString::from(config.worker_memory.unwrap_or(0).to_string()),
+        ],
+        ready_timeout: READY_TIMEOUT,
     }
 }
 
@@ -175,29 +213,25 @@ impl InstanceType for PythonContextType {
             Ok(Arc::new(context) as Arc<dyn Instance>)
         })
     }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.spawner.pool.close())
+    }
 }
 
-/// Starts workers for one type's instances.
+/// Starts workers for one type's instances: from the pool when it has one ready.
 struct Spawner {
     config: PythonConfig,
     version: String,
+    pool: Arc<WorkerPool>,
 }
 
 impl Spawner {
     async fn spawn(&self) -> Result<Worker, HostError> {
-        let memory = self.config.worker_memory.unwrap_or(0);
-        let command = WorkerCommand {
-            program: self.config.interpreter.clone(),
-            args: vec![
-                OsString::from("-u"),
-                OsString::from("-c"),
-                OsString::from(WORKER_SCRIPT),
-                OsString::from(std::process::id().to_string()),
-                OsString::from(memory.to_string()),
-            ],
-            ready_timeout: READY_TIMEOUT,
-        };
-        Worker::spawn(&command).await.map_err(|error| match error {
+        if let Some(worker) = self.pool.take() {
+            return Ok(worker);
+        }
+        self.pool.spawn_cold().await.map_err(|error| match error {
             WorkerError::Spawn(reason) => {
                 HostError::Unavailable(unavailable(&self.config.interpreter, &reason.to_string()))
             }

@@ -9,6 +9,7 @@ fn config() -> PythonConfig {
         interpreter: resolve_interpreter("python3").unwrap_or_else(|| PathBuf::from("python3")),
         execute_timeout: None,
         worker_memory: None,
+        pool_size: 0,
     }
 }
 
@@ -601,6 +602,7 @@ fn a_missing_interpreter_is_unavailable() {
         interpreter: PathBuf::from("/nonexistent/dir/python3-missing"),
         execute_timeout: None,
         worker_memory: None,
+        pool_size: 0,
     });
     assert!(!python.available());
     assert_eq!(python.name(), "PythonContext");

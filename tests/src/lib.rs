@@ -219,11 +219,35 @@ impl Request {
     pub fn send(self) -> Response {
         send_raw(self.port, &self.to_bytes())
     }
+
+    /// Sends from another loopback address.
+    pub fn send_from(self, source: std::net::Ipv4Addr) -> Response {
+        send_raw_from(Some(source), self.port, &self.to_bytes())
+    }
 }
 
 /// Sends raw bytes and reads the response until the server closes the connection.
 pub fn send_raw(port: u16, bytes: &[u8]) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("a connection");
+    send_raw_from(None, port, bytes)
+}
+
+/// As [`send_raw`], from a chosen loopback source address (e.g. `127.0.0.2`), so
+/// tests can be "another client" to per-address rules.
+pub fn send_raw_from(source: Option<std::net::Ipv4Addr>, port: u16, bytes: &[u8]) -> Response {
+    let mut stream = match source {
+        None => TcpStream::connect(("127.0.0.1", port)).expect("a connection"),
+        Some(source) => {
+            use socket2::{Domain, SockAddr, Socket, Type};
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+            let from = std::net::SocketAddr::from((source, 0));
+            socket
+                .bind(&SockAddr::from(from))
+                .expect("bind to the source address");
+            let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            socket.connect(&SockAddr::from(to)).expect("a connection");
+            TcpStream::from(socket)
+        }
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("a timeout");
@@ -335,6 +359,11 @@ pub fn descendants(pid: u32) -> Vec<u32> {
         }
     }
     found
+}
+
+/// Whether `pid` is gone entirely: not running and not a zombie waiting to be reaped.
+pub fn gone(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Whether `pid` exists and is not a zombie.

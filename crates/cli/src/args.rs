@@ -90,6 +90,15 @@ pub struct ServeArgs {
     #[arg(long, default_value = "none", value_name = "SIZE")]
     pub worker_memory: String,
 
+    /// Stop the host after it has been idle (no requests, no code running) this long,
+    /// e.g. 30m; `none` to run until stopped.
+    #[arg(long, default_value = "none", value_name = "DURATION")]
+    pub timeout: String,
+
+    /// Stop the host after it has run this long, e.g. 8h; `none` for no limit.
+    #[arg(long, default_value = "none", value_name = "DURATION")]
+    pub duration: String,
+
     /// Python workers kept started and waiting, so creating a context is quick.
     /// Each idle one costs about 15 MB.
     #[arg(long, default_value_t = 2)]

@@ -23,6 +23,10 @@ pub struct ServeConfig {
     pub execute_timeout: Option<Duration>,
     pub worker_memory: Option<u64>,
     pub pool_size: usize,
+    /// Stop after this long idle.
+    pub idle_timeout: Option<Duration>,
+    /// Stop after this long running.
+    pub duration: Option<Duration>,
 }
 
 /// Parses `250ms`, `30s`, `10m`, `2h`, `7d` or plain seconds; `none` is `None`.
@@ -136,6 +140,8 @@ impl ServeConfig {
             execute_timeout: parse_duration(&args.execute_timeout).context("--execute-timeout")?,
             worker_memory: parse_size(&args.worker_memory).context("--worker-memory")?,
             pool_size: args.pool_size,
+            idle_timeout: parse_duration(&args.timeout).context("--timeout")?,
+            duration: parse_duration(&args.duration).context("--duration")?,
         })
     }
 }

@@ -137,7 +137,8 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
                     }
                 });
             }
-            let result = stencila_http::serve(listener, host.clone(), auth, server, stop_signal()).await;
+            let stop = stop_when(host.clone(), config.idle_timeout, config.duration);
+            let result = stencila_http::serve(listener, host.clone(), auth, server, stop).await;
             host.destroy_all().await;
             result
         }
@@ -155,6 +156,37 @@ fn say(text: &str) {
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
         log::debug!("could not write to stdout: {error}");
+    }
+}
+
+/// Resolves when the host should stop: a signal, `--timeout` idle or `--duration` up.
+async fn stop_when(host: Arc<Host>, idle_timeout: Option<Duration>, duration: Option<Duration>) {
+    let idle = async {
+        let Some(limit) = idle_timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let idle = host.idle_for();
+            if idle >= limit {
+                log::info!("idle for {idle:?}, stopping (--timeout)");
+                return;
+            }
+            actix_web::rt::time::sleep((limit - idle).max(Duration::from_millis(100))).await;
+        }
+    };
+    let lifetime = async {
+        match duration {
+            Some(limit) => {
+                actix_web::rt::time::sleep(limit).await;
+                log::info!("ran for {limit:?}, stopping (--duration)");
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stop_signal() => {}
+        _ = idle => {}
+        _ = lifetime => {}
     }
 }
 

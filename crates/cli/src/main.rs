@@ -3,9 +3,13 @@
 use clap::Parser;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp_millis()
-        .init();
+    // actix logs each malformed request from a client at ERROR; that is the client's
+    // fault and answered with a 4xx, so it stays out of the default log.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,actix_http::h1::dispatcher=off"),
+    )
+    .format_timestamp_millis()
+    .init();
     if let Err(error) = stencila_cli::run(stencila_cli::args::Cli::parse()) {
         eprintln!("stencila: {error:#}");
         std::process::exit(1);

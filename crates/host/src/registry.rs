@@ -60,6 +60,8 @@ pub struct Host {
     limits: HostLimits,
     instances: Mutex<Instances>,
     serving: RwLock<Option<Serving>>,
+    /// Milliseconds since the Unix epoch of the last sign of use (see [`Host::touch`]).
+    last_activity_ms: AtomicU64,
 }
 
 impl Default for Host {
@@ -113,6 +115,7 @@ impl Host {
             limits: HostLimits::default(),
             instances: Mutex::new(Instances::default()),
             serving: RwLock::new(None),
+            last_activity_ms: AtomicU64::new(now_ms()),
         }
     }
 
@@ -290,6 +293,25 @@ impl Host {
         for entry in entries {
             entry.instance.destroy().await;
         }
+    }
+
+    /// Records a sign of use (a request arriving or finishing), for [`Host::idle_for`].
+    pub fn touch(&self) {
+        self.last_activity_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long the host has been unused: zero while any instance is busy, else the
+    /// time since the last [`Host::touch`] or call.
+    pub fn idle_for(&self) -> Duration {
+        let instances = lock(&self.instances);
+        let mut last = self.last_activity_ms.load(Ordering::Relaxed);
+        for entry in instances.live.values() {
+            if entry.busy.load(Ordering::Relaxed) > 0 {
+                return Duration::ZERO;
+            }
+            last = last.max(entry.last_used_ms.load(Ordering::Relaxed));
+        }
+        Duration::from_millis(now_ms().saturating_sub(last))
     }
 
     /// Names of live instances, in creation order.
@@ -584,6 +606,15 @@ mod tests {
             assert_eq!(manifest["process"]["pid"], json!(42));
             assert!(host.manifest(false).get("instances").is_none());
         })
+    }
+
+    #[test]
+    fn idleness_counts_from_the_last_touch() {
+        let (host, _) = host(HostLimits::default());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(host.idle_for() >= Duration::from_millis(20));
+        host.touch();
+        assert!(host.idle_for() < Duration::from_millis(20));
     }
 
     #[test]

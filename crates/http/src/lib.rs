@@ -9,6 +9,7 @@ mod assets;
 mod error;
 mod origin;
 mod router;
+mod throttle;
 
 pub use error::HttpError;
 pub use origin::{Origin, OriginPolicy};
@@ -66,6 +67,7 @@ struct AppState {
     check_host: bool,
     static_root: Option<PathBuf>,
     max_body: usize,
+    throttle: throttle::Throttle,
 }
 
 /// Serves `host` on `listener` until `shutdown` resolves, then stops gracefully:
@@ -97,6 +99,7 @@ pub async fn serve(
         check_host,
         static_root,
         max_body: config.max_body,
+        throttle: throttle::Throttle::default(),
     });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -137,6 +140,7 @@ async fn handle(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
+    state.host.touch();
     let headers = req.headers();
     let json = wants_json(headers);
     let origin = origin::request_origin(
@@ -180,6 +184,7 @@ async fn handle(
             }
         }
     }
+    state.host.touch();
     // The path only: the query may carry a ticket, which is never logged.
     log::debug!(
         "{} {} -> {} in {:?}",
@@ -199,8 +204,13 @@ struct Credentials {
 }
 
 /// Checks credentials in the order: a valid session token (cookie or bearer) wins;
-/// else a ticket in the query is traded for a new token; else what was presented was bad.
-fn check_credentials(req: &HttpRequest, auth: &Auth) -> Result<Credentials, HttpError> {
+/// else a ticket in the query (when `redeem` allows) is traded for a new token; else
+/// what was presented was bad.
+fn check_credentials(
+    req: &HttpRequest,
+    auth: &Auth,
+    redeem: bool,
+) -> Result<Credentials, HttpError> {
     if !auth.enabled() {
         return Ok(Credentials {
             authorized: true,
@@ -228,7 +238,7 @@ fn check_credentials(req: &HttpRequest, auth: &Auth) -> Result<Credentials, Http
         },
         None => None,
     };
-    if let Some(ticket) = stencila_auth::ticket_from_query(req.query_string()) {
+    if let Some(ticket) = stencila_auth::ticket_from_query(req.query_string()).filter(|_| redeem) {
         return match auth.redeem_ticket(ticket) {
             Ok(token) => Ok(Credentials {
                 authorized: true,
@@ -244,6 +254,17 @@ fn check_credentials(req: &HttpRequest, auth: &Auth) -> Result<Credentials, Http
             issued: None,
         }),
     }
+}
+
+/// Whether the request carries a ticket or token at all (what the throttle counts).
+fn presents_credentials(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::AUTHORIZATION)
+        || stencila_auth::ticket_from_query(req.query_string()).is_some()
+        || headers
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| stencila_auth::token_from_cookie_header(v).is_some())
 }
 
 fn session_cookie(token: &SessionToken) -> String {
@@ -306,14 +327,44 @@ async fn respond(
             "requests from this origin are not allowed".into(),
         ));
     }
-    let credentials = match check_credentials(req, &state.auth) {
-        Ok(credentials) => credentials,
-        // Public routes are served whatever the credentials; they only lose the extras.
-        Err(_) if route.is_public() => Credentials {
-            authorized: false,
-            issued: None,
+    let unauthorized = Credentials {
+        authorized: false,
+        issued: None,
+    };
+    let peer = req.peer_addr().map(|address| address.ip());
+    let lockout = match peer {
+        Some(ip) if presents_credentials(req) => state.throttle.locked(ip),
+        _ => None,
+    };
+    let credentials = match lockout {
+        None => match check_credentials(req, &state.auth, true) {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                if let Some(ip) = peer {
+                    state.throttle.failed(ip);
+                }
+                // Public routes are served whatever the credentials; they only lose the extras.
+                if route.is_public() {
+                    unauthorized
+                } else {
+                    return Err(error);
+                }
+            }
         },
-        Err(error) => return Err(error),
+        // A locked-out address may still use a valid session token (loopback clients
+        // share one address), but no ticket is redeemed and nothing else is checked.
+        Some(wait) => match check_credentials(req, &state.auth, false) {
+            Ok(credentials) if credentials.authorized => credentials,
+            _ if route.is_public() => unauthorized,
+            _ => {
+                return Err(HttpError::TooManyRequests {
+                    what: format!(
+                        "too many bad tickets or tokens from this address; try again in {wait} s"
+                    ),
+                    retry_after_secs: wait,
+                })
+            }
+        },
     };
     if !credentials.authorized && !route.is_public() {
         return Err(HttpError::Unauthorized(

@@ -17,16 +17,38 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
-        Some("ci") => test().and_then(|()| bench(true)),
+        Some("soak") => soak(seconds(&args)?),
+        Some("ci") => test()
+            .and_then(|()| bench(true))
+            .and_then(|()| soak(CI_SOAK_SECONDS)),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  \
                  test            fmt check, clippy -D warnings, build, every unit and black-box test\n  \
                  bench [--quick] release build, drive the host from a second process, print the table\n  \
-                 ci              test, then bench --quick"
+                 soak --seconds N release build, mixed workload from concurrent clients for N s \
+                 (default {DEFAULT_SOAK_SECONDS}): errors, RSS, leftover workers\n  \
+                 ci              test, then bench --quick, then soak --seconds {CI_SOAK_SECONDS}"
             );
             bail!("unknown or missing task")
         }
+    }
+}
+
+/// How long `cargo xtask soak` runs without `--seconds`.
+const DEFAULT_SOAK_SECONDS: u64 = 60;
+/// How long `cargo xtask ci` soaks: short, but long enough for thousands of requests.
+const CI_SOAK_SECONDS: u64 = 10;
+
+/// The value of `--seconds N`, or [`DEFAULT_SOAK_SECONDS`].
+fn seconds(args: &[String]) -> Result<u64> {
+    match args.iter().position(|a| a == "--seconds") {
+        None => Ok(DEFAULT_SOAK_SECONDS),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .context("--seconds takes a whole number of seconds, at least 1"),
     }
 }
 
@@ -112,6 +134,32 @@ fn bench(quick: bool) -> Result<()> {
     let status = command.status().context("could not run stencila-bench")?;
     if !status.success() {
         bail!("the bench failed ({status})");
+    }
+    Ok(())
+}
+
+fn soak(seconds: u64) -> Result<()> {
+    check_python()?;
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "stencila-cli",
+        "-p",
+        "stencila-bench",
+    ])?;
+    let release = root().join("target").join("release");
+    let status = Command::new(release.join("stencila-bench"))
+        .arg("--binary")
+        .arg(release.join("stencila"))
+        .arg("--soak")
+        .arg(seconds.to_string())
+        .arg("--out")
+        .arg(root().join("target").join("soak.json"))
+        .status()
+        .context("could not run stencila-bench")?;
+    if !status.success() {
+        bail!("the soak failed ({status})");
     }
     Ok(())
 }

@@ -37,6 +37,12 @@ impl Connection {
         })
     }
 
+    /// Sets how long one read may wait before it fails (120 s unless set).
+    pub fn set_read_timeout(&self, timeout: Duration) -> Result<()> {
+        self.stream.set_read_timeout(Some(timeout))?;
+        Ok(())
+    }
+
     /// The bytes of a request, built once and sent many times.
     pub fn build(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
         let mut request = format!(

@@ -2,9 +2,11 @@
 //! keep-alive connections from this second process, checks every response, and prints
 //! one table (p50/p90/p99 latency, throughput, RSS) plus the same as JSON.
 //!
-//! Run through `cargo xtask bench [--quick]`, which builds both in release mode.
+//! Run through `cargo xtask bench [--quick]`, which builds both in release mode. With
+//! `--soak <seconds>` it runs the soak test instead (`soak.rs`, `cargo xtask soak`).
 
 mod client;
+mod soak;
 
 use anyhow::{bail, Context, Result};
 use client::Connection;
@@ -534,6 +536,12 @@ fn main() -> Result<()> {
     let binary =
         PathBuf::from(value_of("--binary").context("--binary <path to stencila> is required")?);
     let out = value_of("--out").map(PathBuf::from);
+    if let Some(seconds) = value_of("--soak") {
+        let seconds = seconds
+            .parse()
+            .context("--soak <seconds> takes a whole number")?;
+        return soak::run(&binary, seconds, out.as_deref());
+    }
     let plan = if quick { &QUICK } else { &FULL };
 
     let mut rows = Vec::new();

@@ -549,7 +549,13 @@ fn main() -> Result<()> {
     let bare_p50 = bare.percentile(0.5);
     rows.push(bare);
 
-    let host = Arc::new(Host::start(&binary, &[])?);
+    // `--host-arg X` (repeatable) passes X to the host under test, for experiments.
+    let host_args: Vec<&str> = args
+        .windows(2)
+        .filter(|pair| pair[0] == "--host-arg")
+        .map(|pair| pair[1].as_str())
+        .collect();
+    let host = Arc::new(Host::start(&binary, &host_args)?);
     std::thread::sleep(Duration::from_millis(300));
     let mut idle = row(
         "host idle",

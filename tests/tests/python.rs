@@ -350,3 +350,68 @@ fn calls_on_one_instance_run_in_arrival_order() {
     }
     assert_eq!(value(&s.execute("log"))["data"], json!([0, 1, 2, 3, 4]));
 }
+
+#[test]
+fn more_values_bigints_infinities_bytes_sets() {
+    let s = Session::new(&[]);
+    assert_eq!(
+        value(&s.execute("2**70"))["data"],
+        "1180591620717411303424",
+        "exact, as a string"
+    );
+    assert_eq!(value(&s.execute("2**53 - 1"))["data"], 9007199254740991_u64);
+    assert_eq!(
+        value(&s.execute("float('inf')")),
+        &json!({"type": "number", "data": null})
+    );
+    assert_eq!(
+        value(&s.execute("[float('-inf'), 1.0]"))["data"],
+        json!([null, 1.0])
+    );
+    let bytes = s.execute("b'hi'");
+    assert_eq!(value(&bytes)["type"], "bytes", "{bytes}");
+    assert_eq!(value(&bytes)["data"], "aGk=", "base64");
+    assert_eq!(
+        value(&s.execute("{3, 1, 2}")),
+        &json!({"type": "array", "data": [1, 2, 3]})
+    );
+    let stdout = s.execute("import sys; sys.stdout.write('direct'); 0");
+    assert_eq!(messages_of(&stdout, "stdout").join(""), "direct");
+}
+
+#[test]
+fn each_worker_leads_its_own_process_group() {
+    let s = Session::new(&[]);
+    let result = s.execute("import os; [os.getpid(), os.getpgid(0)]");
+    let ids = value(&result)["data"].as_array().expect("two ids").clone();
+    assert_eq!(ids[0], ids[1], "{result}");
+    assert_ne!(ids[1], json!(s.host.pid()));
+}
+
+#[test]
+fn tables_and_images_where_pandas_and_matplotlib_are_installed() {
+    let s = Session::new(&[]);
+    if messages_of(&s.execute("import pandas"), "error").is_empty() {
+        let table = s.execute("import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})");
+        assert_eq!(value(&table)["type"], "table", "{table}");
+        let columns = &value(&table)["data"]["columns"];
+        assert_eq!(
+            columns[0],
+            json!({"name": "a", "type": "integer", "values": [1, 2]}),
+            "{table}"
+        );
+        assert_eq!(columns[1]["values"], json!(["x", "y"]));
+    } else {
+        eprintln!("pandas is not installed; skipping the table check");
+    }
+    if messages_of(&s.execute("import matplotlib"), "error").is_empty() {
+        let image = s.execute(
+            "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfig = plt.figure()\nplt.plot([1, 2, 3])\nfig",
+        );
+        assert_eq!(value(&image)["type"], "image", "{image}");
+        let src = value(&image)["src"].as_str().expect("a src");
+        assert!(src.starts_with("data:image/png;base64,"), "{src:.60}");
+    } else {
+        eprintln!("matplotlib is not installed; skipping the image check");
+    }
+}

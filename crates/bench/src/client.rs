@@ -116,3 +116,37 @@ impl Connection {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Reads a host's startup line (`Host has started at: http://...:PORT/?ticket=T`),
+/// trades the ticket for a session token, and returns the port and the token.
+pub fn log_in(startup_line: &str) -> Result<(u16, String)> {
+    let url = startup_line
+        .trim()
+        .strip_prefix("Host has started at: ")
+        .with_context(|| format!("unexpected startup line {startup_line:?}"))?;
+    let (address, ticket) = url.split_once("/?ticket=").context("a ticket")?;
+    let port: u16 = address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("a port")?;
+    let mut connection = Connection::open(port)?;
+    let request = connection.build("GET", &format!("/manifest?ticket={ticket}"), None, "");
+    let head = connection.send_head(&request)?;
+    let token = head
+        .split("\r\n")
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            if !name.eq_ignore_ascii_case("set-cookie") {
+                return None;
+            }
+            value
+                .trim()
+                .strip_prefix("token=")?
+                .split(';')
+                .next()
+                .map(str::to_string)
+        })
+        .context("no token cookie")?;
+    Ok((port, token))
+}

@@ -122,19 +122,7 @@ impl Host {
         let stdout = child.stdout.take().context("a stdout pipe")?;
         let mut line = String::new();
         std::io::BufReader::new(stdout).read_line(&mut line)?;
-        let url = line
-            .trim()
-            .strip_prefix("Host has started at: ")
-            .with_context(|| format!("unexpected startup line {line:?}"))?;
-        let (address, ticket) = url.split_once("/?ticket=").context("a ticket")?;
-        let port: u16 = address
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .context("a port")?;
-        let mut connection = Connection::open(port)?;
-        let request = connection.build("GET", &format!("/manifest?ticket={ticket}"), None, "");
-        let token = connection.send_for_token(&request)?;
+        let (port, token) = client::log_in(&line)?;
         Ok(Host { child, port, token })
     }
 
@@ -189,27 +177,6 @@ impl Drop for Host {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-impl Connection {
-    /// Sends a request carrying a ticket and returns the session token it set.
-    fn send_for_token(&mut self, request: &[u8]) -> Result<String> {
-        let head = self.send_head(request)?;
-        head.split("\r\n")
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                if !name.eq_ignore_ascii_case("set-cookie") {
-                    return None;
-                }
-                value
-                    .trim()
-                    .strip_prefix("token=")?
-                    .split(';')
-                    .next()
-                    .map(str::to_string)
-            })
-            .context("no token cookie")
     }
 }
 

@@ -754,19 +754,7 @@ impl SoakHost {
         stdout.read_line(&mut line)?;
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
         readers.push(collect_lines(stdout, stdout_lines.clone()));
-        let url = line
-            .trim()
-            .strip_prefix("Host has started at: ")
-            .with_context(|| format!("unexpected startup line {line:?}"))?;
-        let (address, ticket) = url.split_once("/?ticket=").context("a ticket")?;
-        let port: u16 = address
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .context("a port")?;
-        let mut connection = Connection::open(port)?;
-        let request = connection.build("GET", &format!("/manifest?ticket={ticket}"), None, "");
-        let token = connection.send_for_token(&request)?;
+        let (port, token) = crate::client::log_in(&line)?;
         Ok(SoakHost {
             child,
             port,

@@ -209,3 +209,36 @@ fn errors_as_json_when_asked() {
     assert_eq!(response.status, 404);
     assert_eq!(response.json()["error"], json!("Not found"));
 }
+
+#[test]
+fn a_worker_fault_outside_execute_is_a_500() {
+    let host = HostProcess::start(&[]);
+    let token = host.token();
+    host.request("POST", "/PythonContext").cookie(&token).send();
+    let setup = host
+        .request("PUT", "/pythonContext1!execute")
+        .cookie(&token)
+        .json(&json!({"code": "class Boom:\n    def __repr__(self):\n        import os\n        os._exit(1)\nb = Boom()"}))
+        .send();
+    assert_eq!(setup.status, 200, "{}", setup.text());
+    let response = host
+        .request("PUT", "/pythonContext1!get")
+        .cookie(&token)
+        .body(r#"{"name": "b"}"#)
+        .send();
+    assert_error(&response, 500, "Internal error");
+    let text = response.text();
+    assert!(
+        !text.contains("/root") && !text.contains("panicked") && !text.contains(".rs:"),
+        "{text}"
+    );
+    // The context recovers on the next call, with a warning that state was lost.
+    let next = host
+        .request("PUT", "/pythonContext1!execute")
+        .cookie(&token)
+        .body(r#""6*7""#)
+        .send()
+        .json();
+    assert_eq!(next["value"]["data"], 42, "{next}");
+    assert_eq!(next["messages"][0]["type"], "warning", "{next}");
+}

@@ -50,25 +50,36 @@ pub fn relative_path(raw: &str) -> Result<Vec<String>, HttpError> {
     Ok(segments)
 }
 
-/// Resolves a static request. `root` must already be canonical.
+/// Resolves a static request: a file under `root` (which must be canonical), else one
+/// of the embedded files (so `/` and the icon work with any static dir).
 pub fn resolve(root: Option<&Path>, raw: &str) -> Result<StaticFile, HttpError> {
     let segments = relative_path(raw)?;
-    let not_found = || HttpError::NotFound("no static file at that path".into());
-    let Some(root) = root else {
-        return match segments.as_slice() {
-            [file] if file == "index.html" => Ok(StaticFile::Embedded {
-                content_type: "text/html; charset=utf-8",
-                body: INDEX_HTML.as_bytes(),
-            }),
-            [file] if file == "favicon.ico" => Ok(StaticFile::Embedded {
-                content_type: "image/x-icon",
-                body: FAVICON,
-            }),
-            _ => Err(not_found()),
-        };
-    };
+    if let Some(root) = root {
+        match on_disk(root, &segments) {
+            Err(HttpError::NotFound(_)) => {}
+            found_or_refused => return found_or_refused,
+        }
+    }
+    match segments.as_slice() {
+        [file] if file == "index.html" => Ok(StaticFile::Embedded {
+            content_type: "text/html; charset=utf-8",
+            body: INDEX_HTML.as_bytes(),
+        }),
+        [file] if file == "favicon.ico" => Ok(StaticFile::Embedded {
+            content_type: "image/x-icon",
+            body: FAVICON,
+        }),
+        _ => Err(not_found()),
+    }
+}
+
+fn not_found() -> HttpError {
+    HttpError::NotFound("no static file at that path".into())
+}
+
+fn on_disk(root: &Path, segments: &[String]) -> Result<StaticFile, HttpError> {
     let mut path = root.to_path_buf();
-    path.extend(&segments);
+    path.extend(segments);
     // Canonicalizing resolves symlinks, so a link pointing out of the root is caught too.
     let path = path.canonicalize().map_err(|_| not_found())?;
     if !path.starts_with(root) {

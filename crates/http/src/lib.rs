@@ -16,7 +16,7 @@ pub use origin::{Origin, OriginPolicy};
 pub use router::{route, NoRoute, Route};
 
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
 use std::future::Future;
@@ -417,18 +417,7 @@ async fn static_response(
             Ok(file.into_response(req))
         }
         Ok(assets::StaticFile::Embedded { content_type, body }) => {
-            Ok(HttpResponse::build(StatusCode::OK)
-                .content_type(content_type)
-                .body(body))
-        }
-        // With a static dir, `/` and the icon fall back to the embedded ones.
-        Err(HttpError::NotFound(_)) if path == "index.html" || path == "favicon.ico" => {
-            match assets::resolve(None, path) {
-                Ok(assets::StaticFile::Embedded { content_type, body }) => {
-                    Ok(HttpResponse::Ok().content_type(content_type).body(body))
-                }
-                _ => Err(HttpError::NotFound("no static file at that path".into())),
-            }
+            Ok(HttpResponse::Ok().content_type(content_type).body(body))
         }
         Err(error) => Err(error),
     }

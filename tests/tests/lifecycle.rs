@@ -329,3 +329,15 @@ fn pooled_workers_start_ahead_serve_one_instance_each_and_end_with_the_host() {
         "pooled workers outlived the host"
     );
 }
+
+/// Regression: signal handlers used to be installed after the startup line, so a
+/// SIGINT sent as soon as the line was read could kill the host uncleanly.
+#[test]
+fn sigint_right_after_the_startup_line_is_a_clean_stop() {
+    for _ in 0..3 {
+        let host = HostProcess::start(&[]);
+        let (status, rest) = host.stop("INT");
+        assert!(status.success(), "{status}");
+        assert!(rest.contains("Host has stopped"), "{rest:?}");
+    }
+}

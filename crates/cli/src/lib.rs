@@ -9,7 +9,7 @@ mod runfiles;
 use anyhow::{Context, Result};
 use args::{Cli, Command, ServeArgs};
 use config::ServeConfig;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -107,23 +107,14 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     let manifest = host.manifest(false);
     let runfiles = runfiles::RunFiles::write(host.id(), &manifest, &key)?;
 
-    if spawned {
-        say(&json!({"id": host.id(), "key": key, "manifest": manifest}).to_string());
-    } else if auth.enabled() {
-        let ticket = auth.create_ticket();
-        say(&format!(
-            "Host has started at: {url}/?ticket={}\nUse Ctrl+C to stop",
-            ticket.as_str()
-        ));
-    } else {
-        log::warn!("authorization is off: anyone who can reach {url} can run code as this user");
-        say(&format!("Host has started at: {url}/\nUse Ctrl+C to stop"));
-    }
-
     let served = actix_web::rt::System::new().block_on({
         let host = host.clone();
         let server = config.server.clone();
         async move {
+            // Signal handlers go in before the startup line, so a client that reacts
+            // to the line with SIGINT always gets a clean stop.
+            let signals = StopSignals::listen();
+            announce(spawned, &host, &auth, &url, &key, &manifest);
             python.warm();
             if config.limits.instance_timeout.is_some() {
                 let host = host.clone();
@@ -137,7 +128,7 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
                     }
                 });
             }
-            let stop = stop_when(host.clone(), config.idle_timeout, config.duration);
+            let stop = stop_when(host.clone(), signals, config.idle_timeout, config.duration);
             let result = stencila_http::serve(listener, host.clone(), auth, server, stop).await;
             host.destroy_all().await;
             result
@@ -150,6 +141,23 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     served.context("the server failed")
 }
 
+/// The startup line(s) on stdout: the URL with a fresh ticket, or for `spawn` the one
+/// JSON line a parent process reads.
+fn announce(spawned: bool, host: &Host, auth: &Auth, url: &str, key: &str, manifest: &Value) {
+    if spawned {
+        say(&json!({"id": host.id(), "key": key, "manifest": manifest}).to_string());
+    } else if auth.enabled() {
+        let ticket = auth.create_ticket();
+        say(&format!(
+            "Host has started at: {url}/?ticket={}\nUse Ctrl+C to stop",
+            ticket.as_str()
+        ));
+    } else {
+        log::warn!("authorization is off: anyone who can reach {url} can run code as this user");
+        say(&format!("Host has started at: {url}/\nUse Ctrl+C to stop"));
+    }
+}
+
 /// Prints a line to stdout and flushes it. A reader that has gone away (a closed pipe)
 /// must not stop the host, so failures are only logged.
 fn say(text: &str) {
@@ -160,7 +168,12 @@ fn say(text: &str) {
 }
 
 /// Resolves when the host should stop: a signal, `--timeout` idle or `--duration` up.
-async fn stop_when(host: Arc<Host>, idle_timeout: Option<Duration>, duration: Option<Duration>) {
+async fn stop_when(
+    host: Arc<Host>,
+    signals: Option<StopSignals>,
+    idle_timeout: Option<Duration>,
+    duration: Option<Duration>,
+) {
     let idle = async {
         let Some(limit) = idle_timeout else {
             return std::future::pending().await;
@@ -184,24 +197,45 @@ async fn stop_when(host: Arc<Host>, idle_timeout: Option<Duration>, duration: Op
         }
     };
     tokio::select! {
-        _ = stop_signal() => {}
+        _ = recv_signal(signals) => {}
         _ = idle => {}
         _ = lifetime => {}
     }
 }
 
-/// Resolves at the first SIGINT or SIGTERM.
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        log::error!("could not listen for signals; stop the host with SIGKILL");
+/// SIGINT and SIGTERM, listened for from creation on.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers; `None` (logged) if the system refuses.
+    fn listen() -> Option<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(interrupt), Ok(terminate)) => Some(StopSignals {
+                interrupt,
+                terminate,
+            }),
+            _ => {
+                log::error!("could not listen for signals; stop the host with SIGKILL");
+                None
+            }
+        }
+    }
+}
+
+/// Resolves at the first SIGINT or SIGTERM (never, without handlers).
+async fn recv_signal(signals: Option<StopSignals>) {
+    let Some(mut signals) = signals else {
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = interrupt.recv() => log::info!("SIGINT received, stopping"),
-        _ = terminate.recv() => log::info!("SIGTERM received, stopping"),
+        _ = signals.interrupt.recv() => log::info!("SIGINT received, stopping"),
+        _ = signals.terminate.recv() => log::info!("SIGTERM received, stopping"),
     }
 }

@@ -89,8 +89,44 @@ fn check_python() -> Result<()> {
     }
 }
 
+/// Every Rust file starts with a `//!` line saying what it is for (STYLE.md).
+fn tidy() -> Result<()> {
+    let mut missing = Vec::new();
+    let mut stack: Vec<PathBuf> = ["crates", "xtask", "tests"]
+        .iter()
+        .map(|d| root().join(d))
+        .collect();
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path)?;
+            if !text.starts_with("//!") {
+                missing.push(
+                    path.strip_prefix(root())
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        bail!(
+            "these files do not start with a `//!` module doc:\n  {}",
+            missing.join("\n  ")
+        );
+    }
+    eprintln!("xtask: tidy: every Rust file has a module doc");
+    Ok(())
+}
+
 fn test() -> Result<()> {
     check_python()?;
+    tidy()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",

@@ -415,3 +415,73 @@ fn tables_and_images_where_pandas_and_matplotlib_are_installed() {
         eprintln!("matplotlib is not installed; skipping the image check");
     }
 }
+
+/// Regression: packing a value runs user code (`__repr__`) and used to ignore interrupts.
+#[test]
+fn interrupt_reaches_user_code_run_while_packing_a_value() {
+    let s = Session::new(&[]);
+    s.execute("class Endless:\n    def __repr__(self):\n        while True:\n            pass\nendless = Endless()");
+    for (method, body) in [
+        ("get", r#"{"name": "endless"}"#),
+        ("execute", r#""endless""#),
+    ] {
+        let port = s.host.port;
+        let token = s.token.clone();
+        let call = std::thread::spawn(move || {
+            Request::new(port, "PUT", &format!("/pythonContext1!{method}"))
+                .cookie(&token)
+                .body(body)
+                .send()
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(s.request("pythonContext1", "interrupt").send().status, 200);
+        let response = call.join().expect("the call returns");
+        // Either the interrupt is reported, or the repr that was cut short is replaced.
+        let text = response.text();
+        assert!(
+            text.contains("nterrupt") || text.contains("<Endless object>"),
+            "{method}: {text}"
+        );
+        assert_eq!(
+            value(&s.execute("6*7"))["data"],
+            42,
+            "{method}: the context still works"
+        );
+    }
+}
+
+/// Regression: `restart` used to queue behind a call stuck where SIGINT cannot reach.
+#[test]
+fn restart_frees_a_context_stuck_in_c_code() {
+    let s = Session::new(&[]);
+    let port = s.host.port;
+    let token = s.token.clone();
+    let stuck = std::thread::spawn(move || {
+        Request::new(port, "PUT", "/pythonContext1!execute")
+            .cookie(&token)
+            .body(r#""sum(range(10**13))""#)
+            .send()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    assert_eq!(s.request("pythonContext1", "restart").send().status, 200);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let stuck = stuck.join().expect("the stuck call returns");
+    assert!(stuck.text().contains("error"), "{}", stuck.text());
+    assert_eq!(value(&s.execute("6*7"))["data"], 42);
+}
+
+/// Regression: a fork in user code used to leave two processes answering requests.
+#[test]
+fn a_fork_in_user_code_never_answers_the_host() {
+    let s = Session::new(&[]);
+    s.execute("import os\nforked = os.fork() == 0");
+    let pids: Vec<Value> = (0..6)
+        .map(|_| value(&s.execute("os.getpid()"))["data"].clone())
+        .collect();
+    assert!(
+        pids.windows(2).all(|w| w[0] == w[1]),
+        "answers came from {pids:?}"
+    );
+    assert_eq!(value(&s.execute("forked"))["data"], false);
+}

@@ -434,8 +434,17 @@ impl PythonContext {
     async fn plain(&self, method: &str, args: Value) -> Result<Value, HostError> {
         let mut session = self.session.lock().await;
         let worker = self.worker(&mut session).await?;
-        match worker.call(method, &args, None).await {
+        // Packing a value can run user code (`__repr__`), so these calls get the
+        // host's execute timeout too.
+        let timeout = self.spawner.config.execute_timeout;
+        match worker.call(method, &args, timeout).await {
             Ok(Answer { outcome, .. }) => outcome.map_err(reply_error),
+            Err(WorkerError::Unresponsive { .. }) => {
+                self.lose(&mut session, Loss::KilledOnTimeout).await;
+                Err(HostError::Internal(format!(
+                    "{method} exceeded the execute timeout and the Python worker did not stop when interrupted, so it was killed; its variables are lost"
+                )))
+            }
             Err(error) => {
                 self.lose(&mut session, Loss::Died).await;
                 Err(HostError::Internal(format!(
@@ -446,6 +455,12 @@ impl PythonContext {
     }
 
     async fn restart(&self) -> Result<Value, HostError> {
+        // Kill first, then queue: a call stuck in user code (even in C, where SIGINT
+        // cannot reach it) holds the session, and ending its worker is what frees it.
+        let current = lock(&self.current).take();
+        if let Some(worker) = current {
+            worker.kill().await;
+        }
         let mut session = self.session.lock().await;
         if let Some(worker) = session.worker.take() {
             lock(&self.current).take();

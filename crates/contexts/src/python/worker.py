@@ -48,6 +48,7 @@ _ftruncate = os.ftruncate
 _dup2 = os.dup2
 
 executing = False
+WORKER_PID = None  # set in main(); a forked child sees another pid
 
 
 class ArgumentError(Exception):
@@ -293,8 +294,9 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def on_sigint(signum, frame):
-    # Only user code is interrupted; an interrupt that arrives while idle (e.g. just
-    # after an execute finished) is dropped so it cannot break the request loop.
+    # A request is interrupted anywhere while it is handled (user code may also run
+    # while a value is packed: __repr__, a DataFrame); an interrupt that arrives while
+    # idle (e.g. just after a reply) is dropped so it cannot break the request loop.
     if executing:
         raise KeyboardInterrupt
 
@@ -450,6 +452,9 @@ def pack(value):
     """The packed form of a value: {"type": ..., "data": ...} (PROTOCOL.md section 6)."""
     try:
         return pack_unguarded(value)
+    except KeyboardInterrupt:
+        # Falling back to repr() could run the same endless user code again.
+        raise
     except BaseException as error:
         return {"type": type_name(value), "data": short_repr(value), "error": describe(error)}
 
@@ -689,15 +694,10 @@ def syntax_message(error):
 
 
 def run_user(body, last):
-    global executing
     try:
-        executing = True
-        try:
-            if body is not None:
-                exec(body, NAMESPACE)
-            value = eval(last, NAMESPACE) if last is not None else None
-        finally:
-            executing = False
+        if body is not None:
+            exec(body, NAMESPACE)
+        value = eval(last, NAMESPACE) if last is not None else None
     except BaseException as error:
         message = error_message(error)
         error.__traceback__ = None
@@ -735,11 +735,16 @@ def do_execute(args):
         failure = {"type": "error", "message": describe(error)}
     else:
         failure, value = run_user(body, last)
+    try:
+        packed = None if value is None else pack(value)
+    except KeyboardInterrupt:
+        packed = None
+        failure = {"type": "error", "message": "KeyboardInterrupt: interrupted while converting the value"}
     collect_fd_output()
     messages = OUTPUT.messages()
     if failure is not None:
         messages.append(failure)
-    return {"messages": messages, "value": None if value is None else pack(value)}
+    return {"messages": messages, "value": packed}
 
 
 def do_list(args):
@@ -783,6 +788,16 @@ def handle(request):
     return method(args)
 
 
+def answer(request_id, request):
+    """Handles one request; interrupts reach it from start to end (see on_sigint)."""
+    global executing
+    executing = True
+    try:
+        return {"id": request_id, "result": handle(request)}
+    finally:
+        executing = False
+
+
 def send(frame):
     try:
         data = _dumps(frame).encode("utf-8", "replace") + b"\n"
@@ -817,7 +832,9 @@ def serve():
             log("skipping a malformed request: " + describe(error))
             continue
         try:
-            frame = {"id": request_id, "result": handle(request)}
+            frame = answer(request_id, request)
+        except KeyboardInterrupt:
+            frame = {"id": request_id, "error": "the call was interrupted before it finished"}
         except ArgumentError as error:
             frame = {"id": request_id, "error": str(error)}
         except BaseException as error:
@@ -828,6 +845,9 @@ def serve():
                 log("".join(traceback.format_exception(error)))
             except BaseException:
                 pass
+        if os.getpid() != WORKER_PID:
+            # User code forked and this is the child: it must never answer the host.
+            os._exit(0)
         if _signal.getsignal(signal.SIGINT) is not on_sigint:
             # User code replaced the handler: an idle interrupt must not cut a reply short.
             signal.signal(signal.SIGINT, on_sigint)
@@ -840,6 +860,8 @@ def serve():
 
 def main():
     global PROTO_IN, PROTO_OUT, LOG_FD, NULL_FD, OUT_FD, ERR_FD, STDIN, STDOUT, STDERR
+    global WORKER_PID
+    WORKER_PID = os.getpid()
     host_pid = int(sys.argv[1])
     memory = int(sys.argv[2])
     # Private, non-inheritable copies of the pipes: subprocesses and user code

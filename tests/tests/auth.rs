@@ -96,3 +96,73 @@ fn no_auth_by_flag_and_by_environment() {
         assert_eq!(manifest["instances"], json!(["pythonContext1"]));
     }
 }
+
+/// Regression: a refused cookie (expired, or another local host's: cookies ignore
+/// ports) used to count towards the throttle and lock the browser out of its ticket.
+#[test]
+fn stale_cookies_are_cleared_and_never_lock_out_the_ticket() {
+    let host = HostProcess::start(&["--token-ttl", "1s"]);
+    let stale = host.token();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for _ in 0..12 {
+        let refused = host.request("GET", "/pythonContext1").cookie(&stale).send();
+        assert_eq!(refused.status, 403);
+        assert!(
+            refused
+                .headers_named("set-cookie")
+                .iter()
+                .any(|c| c.starts_with("token=;") && c.contains("Max-Age=0")),
+            "the stale cookie is cleared: {:?}",
+            refused.headers
+        );
+    }
+    let fresh = host
+        .with_ticket("POST", "/PythonContext")
+        .cookie(&stale)
+        .send();
+    assert_eq!(fresh.status, 200, "{}", fresh.text());
+    let token = fresh.cookie("token").expect("a new token");
+    let both = host
+        .request("GET", "/pythonContext1")
+        .header("Cookie", &format!("token={stale}; token={token}"))
+        .send();
+    assert_eq!(both.status, 200, "any valid token cookie will do");
+}
+
+/// Regression: a page from a refused origin could trip the throttle through public
+/// routes (e.g. `<img src=".../favicon.ico?ticket=...">`) and lock everyone out.
+#[test]
+fn refused_origins_cannot_trip_the_throttle() {
+    let host = HostProcess::start(&[]);
+    for i in 0..15 {
+        let response = host
+            .request("GET", &format!("/favicon.ico?ticket=guess{i:07}"))
+            .header("Origin", "https://evil.example")
+            .send();
+        assert_eq!(response.status, 200);
+        assert!(response.cookie("token").is_none());
+    }
+    assert_eq!(
+        host.with_ticket("POST", "/PythonContext").send().status,
+        200
+    );
+}
+
+/// Regression: a token issued for a ticket used to be dropped when the call failed,
+/// which spent a single-use ticket for nothing.
+#[test]
+fn a_ticket_redeemed_by_a_failing_request_still_sets_the_cookie() {
+    let host = HostProcess::start(&["--single-use-tickets"]);
+    let typo = host.with_ticket("POST", "/Pythoncontext").send();
+    assert_eq!(typo.status, 404);
+    let token = typo
+        .cookie("token")
+        .expect("the cookie comes with the error");
+    assert_eq!(
+        host.request("POST", "/PythonContext")
+            .cookie(&token)
+            .send()
+            .status,
+        200
+    );
+}

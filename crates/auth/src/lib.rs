@@ -20,7 +20,10 @@ use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use parse::{ticket_from_query, token_from_authorization_header, token_from_cookie_header};
+pub use parse::{
+    ticket_from_query, token_from_authorization_header, token_from_cookie_header,
+    tokens_from_cookie_header,
+};
 pub use secret::{
     constant_time_eq, looks_like_secret, SessionToken, Ticket, KEY_LEN, MAX_SECRET_LEN, TICKET_LEN,
     TOKEN_LEN,

@@ -11,15 +11,24 @@
 /// Only the first `token` cookie counts, so a later one cannot override it; `None` when
 /// there is none or its value is empty.
 pub fn token_from_cookie_header(header: &str) -> Option<&str> {
-    let value = header.split(';').find_map(|pair| {
+    tokens_from_cookie_header(header).next()
+}
+
+/// Every `token` cookie of a `Cookie` header, in order. Cookies ignore ports, so a
+/// browser may send another local host's stale token beside this host's valid one.
+pub fn tokens_from_cookie_header(header: &str) -> impl Iterator<Item = &str> {
+    header.split(';').filter_map(|pair| {
         let (name, value) = pair.split_once('=')?;
-        (name.trim() == "token").then(|| value.trim())
-    })?;
-    let value = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value);
-    (!value.is_empty()).then_some(value)
+        if name.trim() != "token" {
+            return None;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        (!value.is_empty()).then_some(value)
+    })
 }
 
 /// The token of an `Authorization: Bearer <token>` header: the scheme is matched

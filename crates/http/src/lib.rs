@@ -155,10 +155,7 @@ async fn handle(
     let origin_refused = origin.is_some() && allowed_origin.is_none();
     let preflight = req.method() == Method::OPTIONS;
 
-    let mut response = match respond(&req, payload, &state, origin_refused, json).await {
-        Ok(response) => response,
-        Err(error) => error.response(json),
-    };
+    let mut response = respond(&req, payload, &state, origin_refused, json).await;
     if let Some(origin) = allowed_origin {
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&origin) {
@@ -197,63 +194,89 @@ async fn handle(
 }
 
 /// The outcome of checking a request's credentials.
+#[derive(Default)]
 struct Credentials {
     authorized: bool,
     /// A token issued for a ticket in this request, to be set as a cookie.
     issued: Option<SessionToken>,
+    /// Only invalid `token` cookies were presented: the browser should forget them.
+    stale_cookie: bool,
 }
 
-/// Checks credentials in the order: a valid session token (cookie or bearer) wins;
-/// else a ticket in the query (when `redeem` allows) is traded for a new token; else
-/// what was presented was bad.
-fn check_credentials(
-    req: &HttpRequest,
-    auth: &Auth,
-    redeem: bool,
-) -> Result<Credentials, HttpError> {
+/// Credentials that were presented and refused.
+struct Refused {
+    error: HttpError,
+    /// A bad ticket or bearer token counts towards the throttle; a bad cookie does
+    /// not, since a browser sends stale cookies (or another local host's) unasked.
+    counts: bool,
+    stale_cookie: bool,
+}
+
+/// Checks credentials in the order: a valid session token (bearer, or any `token`
+/// cookie) wins; else a ticket in the query (when `redeem` allows) is traded for a
+/// new token; else what was presented was bad.
+fn check_credentials(req: &HttpRequest, auth: &Auth, redeem: bool) -> Result<Credentials, Refused> {
     if !auth.enabled() {
         return Ok(Credentials {
             authorized: true,
-            issued: None,
+            ..Credentials::default()
         });
     }
+    let valid = Credentials {
+        authorized: true,
+        ..Credentials::default()
+    };
     let headers = req.headers();
-    let token = header_str(headers, header::AUTHORIZATION)
-        .and_then(stencila_auth::token_from_authorization_header)
-        .or_else(|| {
-            headers
-                .get_all(header::COOKIE)
-                .filter_map(|v| v.to_str().ok())
-                .find_map(stencila_auth::token_from_cookie_header)
-        });
-    let token_error = match token {
-        Some(token) => match auth.check_token(token) {
-            Ok(()) => {
-                return Ok(Credentials {
-                    authorized: true,
-                    issued: None,
-                })
-            }
-            Err(error) => Some(error),
-        },
+    let bearer = header_str(headers, header::AUTHORIZATION)
+        .and_then(stencila_auth::token_from_authorization_header);
+    let bearer_error = match bearer.map(|token| auth.check_token(token)) {
+        Some(Ok(())) => return Ok(valid),
+        Some(Err(error)) => Some(error),
         None => None,
     };
+    let mut stale_cookie = false;
+    for header in headers
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+    {
+        for token in stencila_auth::tokens_from_cookie_header(header) {
+            if auth.check_token(token).is_ok() {
+                return Ok(valid);
+            }
+            stale_cookie = true;
+        }
+    }
     if let Some(ticket) = stencila_auth::ticket_from_query(req.query_string()).filter(|_| redeem) {
         return match auth.redeem_ticket(ticket) {
             Ok(token) => Ok(Credentials {
                 authorized: true,
                 issued: Some(token),
+                stale_cookie: false,
             }),
-            Err(error) => Err(HttpError::Forbidden(error.to_string())),
+            Err(error) => Err(Refused {
+                error: HttpError::Forbidden(error.to_string()),
+                counts: true,
+                stale_cookie,
+            }),
         };
     }
-    match token_error {
-        Some(error) => Err(HttpError::Forbidden(error.to_string())),
-        None => Ok(Credentials {
-            authorized: false,
-            issued: None,
-        }),
+    if let Some(error) = bearer_error {
+        return Err(Refused {
+            error: HttpError::Forbidden(error.to_string()),
+            counts: true,
+            stale_cookie,
+        });
     }
+    if stale_cookie {
+        return Err(Refused {
+            error: HttpError::Forbidden(
+                "the session token is not valid or has expired; open the ticket URL again".into(),
+            ),
+            counts: false,
+            stale_cookie,
+        });
+    }
+    Ok(Credentials::default())
 }
 
 /// Whether the request carries a ticket or token at all (what the throttle counts).
@@ -305,32 +328,71 @@ async fn read_json(
         .map_err(|error| HttpError::BadRequest(format!("the body is not valid JSON: {error}")))
 }
 
+/// Answers a request: checks, authorization, dispatch. A token issued for a ticket
+/// is set as a cookie even when the call itself fails, so a single-use ticket is
+/// never spent for nothing; refused stale cookies are cleared.
 async fn respond(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
     origin_refused: bool,
     json: bool,
-) -> Result<HttpResponse, HttpError> {
+) -> HttpResponse {
+    let (credentials, result) = match check_request(req, state, origin_refused) {
+        Err((error, stale_cookie)) => (
+            Credentials {
+                stale_cookie,
+                ..Credentials::default()
+            },
+            Err(error),
+        ),
+        Ok((route, credentials)) => {
+            let result = dispatch(req, payload, state, route, credentials.authorized, json).await;
+            (credentials, result)
+        }
+    };
+    let mut response = result.unwrap_or_else(|error| error.response(json));
+    let cookie = match (&credentials.issued, credentials.stale_cookie) {
+        (Some(token), _) => Some(session_cookie(token)),
+        (None, true) => Some("token=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict".to_string()),
+        (None, false) => None,
+    };
+    if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Everything before dispatch: the Host check, routing, the origin rule, the throttle
+/// and credentials. An error carries whether a stale cookie should be cleared.
+fn check_request(
+    req: &HttpRequest,
+    state: &AppState,
+    origin_refused: bool,
+) -> Result<(Route, Credentials), (HttpError, bool)> {
     if state.check_host && !origin::host_header_is_local(header_str(req.headers(), header::HOST)) {
-        return Err(HttpError::Forbidden(
-            "the Host header does not name this machine".into(),
+        return Err((
+            HttpError::Forbidden("the Host header does not name this machine".into()),
+            false,
         ));
     }
     let route = router::route(req.method().as_str(), req.path())
-        .map_err(|NoRoute(what)| HttpError::BadRequest(what))?;
+        .map_err(|NoRoute(what)| (HttpError::BadRequest(what), false))?;
     if route == Route::Preflight {
-        return Ok(HttpResponse::Ok().finish());
+        return Ok((route, Credentials::default()));
     }
-    if origin_refused && !route.is_public() {
-        return Err(HttpError::Forbidden(
-            "requests from this origin are not allowed".into(),
+    if origin_refused {
+        if route.is_public() {
+            // A page from a refused origin gets the public answer, and its credentials
+            // are not even looked at: it must not be able to spend tickets or trip the
+            // throttle for everyone on this machine.
+            return Ok((route, Credentials::default()));
+        }
+        return Err((
+            HttpError::Forbidden("requests from this origin are not allowed".into()),
+            false,
         ));
     }
-    let unauthorized = Credentials {
-        authorized: false,
-        issued: None,
-    };
     let peer = req.peer_addr().map(|address| address.ip());
     let lockout = match peer {
         Some(ip) if presents_credentials(req) => state.throttle.locked(ip),
@@ -339,15 +401,18 @@ async fn respond(
     let credentials = match lockout {
         None => match check_credentials(req, &state.auth, true) {
             Ok(credentials) => credentials,
-            Err(error) => {
-                if let Some(ip) = peer {
+            Err(refused) => {
+                if let (true, Some(ip)) = (refused.counts, peer) {
                     state.throttle.failed(ip);
                 }
                 // Public routes are served whatever the credentials; they only lose the extras.
                 if route.is_public() {
-                    unauthorized
+                    Credentials {
+                        stale_cookie: refused.stale_cookie,
+                        ..Credentials::default()
+                    }
                 } else {
-                    return Err(error);
+                    return Err((refused.error, refused.stale_cookie));
                 }
             }
         },
@@ -355,31 +420,49 @@ async fn respond(
         // share one address), but no ticket is redeemed and nothing else is checked.
         Some(wait) => match check_credentials(req, &state.auth, false) {
             Ok(credentials) if credentials.authorized => credentials,
-            _ if route.is_public() => unauthorized,
+            _ if route.is_public() => Credentials::default(),
             _ => {
-                return Err(HttpError::TooManyRequests {
-                    what: format!(
+                return Err((
+                    HttpError::TooManyRequests {
+                        what: format!(
                         "too many bad tickets or tokens from this address; try again in {wait} s"
                     ),
-                    retry_after_secs: wait,
-                })
+                        retry_after_secs: wait,
+                    },
+                    false,
+                ))
             }
         },
     };
     if !credentials.authorized && !route.is_public() {
-        return Err(HttpError::Unauthorized(
-            "this needs a ticket (?ticket=...) or a session token (cookie or Authorization: Bearer)"
-                .into(),
+        return Err((
+            HttpError::Unauthorized(
+                "this needs a ticket (?ticket=...) or a session token (cookie or Authorization: Bearer)"
+                    .into(),
+            ),
+            credentials.stale_cookie,
         ));
     }
+    Ok((route, credentials))
+}
+
+/// Does what the route asks, for a request already checked.
+async fn dispatch(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    route: Route,
+    authorized: bool,
+    json: bool,
+) -> Result<HttpResponse, HttpError> {
     let host = &state.host;
-    let mut response = match route {
+    Ok(match route {
         Route::Preflight => HttpResponse::Ok().finish(),
-        Route::Home if json => json_response(&host.manifest(credentials.authorized)),
+        Route::Home if json => json_response(&host.manifest(authorized)),
         Route::Home => static_response(req, state, "index.html").await?,
         Route::Favicon => static_response(req, state, "favicon.ico").await?,
         Route::Static(path) => static_response(req, state, &path).await?,
-        Route::Manifest => json_response(&host.manifest(credentials.authorized)),
+        Route::Manifest => json_response(&host.manifest(authorized)),
         Route::Create(type_name) => {
             let options = read_json(req, payload, state.max_body).await?;
             json_response(&Value::String(host.create(&type_name, options).await?))
@@ -395,13 +478,7 @@ async fn respond(
         }
         Route::StartEnviron(id) => json_response(&host.start_environ(&id)?),
         Route::StopEnviron(id) => json_response(&host.stop_environ(&id)?),
-    };
-    if let Some(token) = credentials.issued {
-        if let Ok(cookie) = HeaderValue::from_str(&session_cookie(&token)) {
-            response.headers_mut().append(header::SET_COOKIE, cookie);
-        }
-    }
-    Ok(response)
+    })
 }
 
 async fn static_response(

@@ -161,8 +161,18 @@ impl Host {
             }
             instances.pending += 1;
         }
+        // Gives the reserved slot back however this ends, even if the future is dropped.
+        struct Pending<'a>(&'a Mutex<Instances>);
+        impl Drop for Pending<'_> {
+            fn drop(&mut self) {
+                lock(self.0).pending -= 1;
+            }
+        }
+        let pending = Pending(&self.instances);
         let created = instance_type.create(options).await;
         let mut instances = lock(&self.instances);
+        // Released under the same lock as the insert, so the slot is never free twice.
+        std::mem::forget(pending);
         instances.pending -= 1;
         let instance = created?;
         let counter = instances.counters.entry(type_name.to_string()).or_insert(0);
@@ -216,8 +226,21 @@ impl Host {
 
     /// Calls a method of an instance. Calls on one instance are serialized by the instance.
     pub async fn call(&self, name: &str, method: &str, arg: Value) -> Result<Value, HostError> {
-        let entry = self.entry(name)?;
-        entry.busy.fetch_add(1, Ordering::Relaxed);
+        // Marked busy under the registry lock, so `cull_idle` cannot take the instance
+        // between the lookup and the call.
+        let entry = {
+            let instances = lock(&self.instances);
+            match instances.live.get(name) {
+                Some(entry) => {
+                    entry.busy.fetch_add(1, Ordering::Relaxed);
+                    entry.clone()
+                }
+                None if instances.culled.contains(name) => {
+                    return Err(HostError::Culled(name.to_string()))
+                }
+                None => return Err(HostError::UnknownInstance(name.to_string())),
+            }
+        };
         // The guard keeps the busy count right even if the request is dropped mid-call.
         struct Busy<'a>(&'a Entry);
         impl Drop for Busy<'_> {
@@ -287,11 +310,15 @@ impl Host {
         names
     }
 
-    /// Destroys every instance (on host shutdown).
+    /// Destroys every instance, then shuts every type down (e.g. ends pooled workers):
+    /// what the host does on stop.
     pub async fn destroy_all(&self) {
         let entries: Vec<Arc<Entry>> = lock(&self.instances).live.drain().map(|(_, e)| e).collect();
         for entry in entries {
             entry.instance.destroy().await;
+        }
+        for instance_type in &self.types {
+            instance_type.shutdown().await;
         }
     }
 

@@ -53,7 +53,9 @@ pub fn parse_duration(text: &str) -> Result<Option<Duration>> {
     if !seconds.is_finite() || seconds <= 0.0 {
         bail!("'{text}' must be a positive duration");
     }
-    Ok(Some(Duration::from_secs_f64(seconds)))
+    Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("'{text}' is too long a duration"))
 }
 
 /// Parses `512K`, `10M`, `2G` or plain bytes; `none` is `None`.
@@ -173,7 +175,7 @@ mod tests {
             parse_duration("1.5s").expect("ok"),
             Some(Duration::from_millis(1500))
         );
-        for bad in ["", "x", "10y", "-1s", "0"] {
+        for bad in ["", "x", "10y", "-1s", "0", "100000000000000000000d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

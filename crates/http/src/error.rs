@@ -103,12 +103,24 @@ impl From<HostError> for HttpError {
                 HttpError::Unavailable(what)
             }
             HostError::Internal(_) => {
-                // Details stay in the log; the client gets a short message.
+                // Details stay in the log; the client gets a short message: the first
+                // line, bounded.
                 log::error!("internal error: {what}");
-                HttpError::Internal(what)
+                HttpError::Internal(short(&what))
             }
         }
     }
+}
+
+/// The first line of `text`, at most 200 characters.
+fn short(text: &str) -> String {
+    const MAX: usize = 200;
+    let line = text.lines().next().unwrap_or_default();
+    let mut out: String = line.chars().take(MAX).collect();
+    if line.chars().count() > MAX || text.lines().nth(1).is_some() {
+        out.push_str(" ...");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -131,6 +143,15 @@ mod tests {
         for (error, status) in cases {
             assert_eq!(HttpError::from(error).status().as_u16(), status);
         }
+    }
+
+    #[test]
+    fn internal_errors_are_short() {
+        let long = format!("first line {}\nTraceback ...", "x".repeat(500));
+        let HttpError::Internal(what) = HttpError::from(HostError::Internal(long)) else {
+            panic!("not internal");
+        };
+        assert!(what.len() < 220 && !what.contains("Traceback"), "{what}");
     }
 
     #[test]

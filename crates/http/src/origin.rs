@@ -110,11 +110,11 @@ impl OriginPolicy {
         Ok(OriginPolicy { extra })
     }
 
-    /// Whether `origin` is allowed: loopback pages, stenci.la and its subdomains over
+    /// Whether `origin` is allowed: loopback pages (`localhost`, `127.0.0.0/8`, `[::1]`), stenci.la and its subdomains over
     /// https, `file://`, and the extra origins. Matching is on the parsed host.
     pub fn allows(&self, origin: &Origin) -> bool {
         let web = origin.scheme == "http" || origin.scheme == "https";
-        (web && (origin.host == "127.0.0.1" || origin.host == "localhost"))
+        (web && is_loopback_name(&origin.host))
             || (origin.scheme == "https"
                 && (origin.host == "stenci.la" || origin.host.ends_with(".stenci.la")))
             || origin.scheme == "file"
@@ -155,6 +155,8 @@ mod tests {
             "http://127.0.0.1:2000",
             "https://localhost:8080",
             "http://LOCALHOST",
+            "http://[::1]:2000",
+            "http://127.0.0.2:80",
             "https://stenci.la",
             "https://hub.stenci.la",
             "https://a.b.stenci.la",

@@ -341,3 +341,44 @@ fn sigint_right_after_the_startup_line_is_a_clean_stop() {
         assert!(rest.contains("Host has stopped"), "{rest:?}");
     }
 }
+
+/// The run-file directory must be this user's own: in a shared /tmp another user
+/// could have made it first and swap the manifest to learn the host key.
+#[test]
+fn a_run_directory_owned_by_someone_else_is_refused_and_stale_files_are_cleaned() {
+    let tmp = std::env::temp_dir().join(format!("stencila-tmpdir-{}", std::process::id()));
+    let hosts = tmp.join("stencila").join("hosts");
+    std::fs::create_dir_all(&hosts).expect("dirs");
+    // A host killed with SIGKILL leaves its files behind: the next host removes them.
+    let stale = hosts.join("rust-host-stale.json");
+    std::fs::write(&stale, r#"{"process": {"pid": 4000000}}"#).expect("a file");
+    std::fs::write(hosts.join("rust-host-stale.key"), "k").expect("a file");
+    let tmp_text = tmp.to_str().expect("utf-8").to_string();
+    let host = HostProcess::start_with_env(&[], &[("TMPDIR", &tmp_text)]);
+    assert!(!stale.exists(), "the stale manifest was not removed");
+    assert!(!hosts.join("rust-host-stale.key").exists());
+    drop(host);
+
+    let owned_by_nobody = Command::new("chown")
+        .args(["65534", tmp.join("stencila").to_str().expect("utf-8")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if owned_by_nobody
+        && std::fs::metadata(tmp.join("stencila")).is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 65534
+        })
+    {
+        let out = Command::new(binary())
+            .args(["--port", "0"])
+            .env("TMPDIR", &tmp_text)
+            .output()
+            .expect("to run");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("belongs to another user"), "{stderr}");
+    } else {
+        eprintln!("cannot chown here (not root?); skipping the foreign-owner check");
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -95,6 +95,13 @@ impl HostProcess {
         self.child.id()
     }
 
+    /// The next line the host prints on stdout.
+    pub fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("a line");
+        line
+    }
+
     /// A request to this host.
     pub fn request(&self, method: &str, path: &str) -> Request {
         Request::new(self.port, method, path)

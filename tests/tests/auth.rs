@@ -166,3 +166,25 @@ fn a_ticket_redeemed_by_a_failing_request_still_sets_the_cookie() {
         200
     );
 }
+
+#[test]
+fn sigusr1_prints_a_fresh_ticket() {
+    let mut host = HostProcess::start(&["--single-use-tickets"]);
+    assert_eq!(host.with_ticket("GET", "/manifest").send().status, 200);
+    let status = std::process::Command::new("kill")
+        .args(["-USR1", &host.pid().to_string()])
+        .status()
+        .expect("kill to run");
+    assert!(status.success());
+    let line = host.next_line();
+    let prefix = format!("New ticket: http://127.0.0.1:{}/?ticket=", host.port);
+    let ticket = line
+        .trim()
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .to_string();
+    assert_ne!(Some(&ticket), host.ticket.as_ref());
+    let path = format!("/PythonContext?ticket={ticket}");
+    assert_eq!(host.request("POST", &path).send().status, 200);
+    assert_eq!(host.request("POST", &path).send().status, 403, "single use");
+}

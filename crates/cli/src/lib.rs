@@ -115,6 +115,9 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
             // to the line with SIGINT always gets a clean stop.
             let signals = StopSignals::listen();
             announce(spawned, &host, &auth, &url, &key, &manifest);
+            if auth.enabled() && !spawned {
+                mint_tickets_on_sigusr1(auth.clone(), url.clone());
+            }
             python.warm();
             if config.limits.instance_timeout.is_some() {
                 let host = host.clone();
@@ -139,6 +142,22 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
         say("Host has stopped");
     }
     served.context("the server failed")
+}
+
+/// `kill -USR1 <pid>` prints a fresh ticket URL on stdout: how the host's owner
+/// lets another person or browser in (with `--single-use-tickets`, the only way).
+fn mint_tickets_on_sigusr1(auth: Arc<Auth>, url: String) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        log::warn!("could not listen for SIGUSR1; no new tickets can be printed");
+        return;
+    };
+    actix_web::rt::spawn(async move {
+        while usr1.recv().await.is_some() {
+            let ticket = auth.create_ticket();
+            say(&format!("New ticket: {url}/?ticket={}", ticket.as_str()));
+        }
+    });
 }
 
 /// The startup line(s) on stdout: the URL with a fresh ticket, or for `spawn` the one

@@ -12,6 +12,11 @@ fn home_page_and_manifest_by_accept() {
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/html")));
     assert!(page.text().contains("Stencila host"));
+    assert_eq!(
+        page.header("referrer-policy"),
+        Some("no-referrer"),
+        "tickets never leak in a Referer"
+    );
 
     let manifest = host
         .request("GET", "/")

@@ -156,6 +156,11 @@ async fn handle(
     let preflight = req.method() == Method::OPTIONS;
 
     let mut response = respond(&req, payload, &state, origin_refused, json).await;
+    // A page opened with `?ticket=` must not hand the ticket on in a Referer.
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if let Some(origin) = allowed_origin {
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&origin) {

@@ -399,6 +399,11 @@ pub fn processes() -> Vec<(u32, u32, char)> {
         .collect()
 }
 
+/// Whether every process in `pids` has stopped running within `limit`.
+pub fn all_end_within(limit: Duration, pids: &[u32]) -> bool {
+    eventually(limit, || pids.iter().all(|pid| !alive(*pid)))
+}
+
 /// Polls `condition` every 20 ms until it holds or `limit` passes.
 pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

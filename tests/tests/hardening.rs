@@ -5,7 +5,9 @@ use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
-use stencila_tests::{alive, descendants, eventually, gone, send_raw, HostProcess, Request};
+use stencila_tests::{
+    alive, all_end_within, descendants, eventually, gone, send_raw, HostProcess, Request,
+};
 
 fn serves_normally(host: &HostProcess) {
     assert_eq!(host.request("GET", "/manifest").send().status, 200);
@@ -294,9 +296,7 @@ fn a_graceful_stop_under_load_leaves_no_hang_and_no_worker() {
         .sum();
     assert!(answered > 0);
     assert!(
-        eventually(Duration::from_secs(5), || workers
-            .iter()
-            .all(|pid| !alive(*pid))),
+        all_end_within(Duration::from_secs(5), &workers),
         "workers outlived the host"
     );
 }
@@ -383,9 +383,7 @@ fn workers_die_when_the_host_is_killed() {
     let (status, _) = host.stop("KILL");
     assert!(!status.success());
     assert!(
-        eventually(Duration::from_secs(10), || workers
-            .iter()
-            .all(|pid| !alive(*pid))),
+        all_end_within(Duration::from_secs(10), &workers),
         "workers {workers:?} outlived a SIGKILLed host"
     );
 }

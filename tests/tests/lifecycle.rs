@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use stencila_tests::{alive, binary, descendants, eventually, HostProcess};
+use stencila_tests::{all_end_within, binary, descendants, eventually, HostProcess};
 
 fn run_files(id: &str) -> [std::path::PathBuf; 2] {
     let dir = std::env::temp_dir().join("stencila").join("hosts");
@@ -84,9 +84,7 @@ fn no_worker_outlives_the_host() {
         assert!(status.success(), "SIG{signal}: {status}");
         let _ = busy.join();
         assert!(
-            eventually(Duration::from_secs(5), || workers
-                .iter()
-                .all(|pid| !alive(*pid))),
+            all_end_within(Duration::from_secs(5), &workers),
             "SIG{signal}: workers {workers:?} outlived the host"
         );
     }
@@ -323,9 +321,7 @@ fn pooled_workers_start_ahead_serve_one_instance_each_and_end_with_the_host() {
     let (status, _) = host.stop("TERM");
     assert!(status.success());
     assert!(
-        eventually(Duration::from_secs(5), || workers
-            .iter()
-            .all(|pid| !alive(*pid))),
+        all_end_within(Duration::from_secs(5), &workers),
         "pooled workers outlived the host"
     );
 }

@@ -627,7 +627,7 @@ async fn drain_stderr(pid: u32, stderr: ChildStderr, tail: Arc<StdMutex<VecDeque
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -687,8 +687,9 @@ for line in sys.stdin:
             .expect("the test worker starts")
     }
 
-    /// True when `pid` is no longer a child of this process (ended and reaped).
-    fn process_is_gone_or_not_our_zombie(pid: u32) -> bool {
+    /// True when `pid` is no longer a child of this process (ended and reaped). Also
+    /// used by the `PythonContext` tests.
+    pub(crate) fn process_is_gone_or_not_our_zombie(pid: u32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => true,
             Ok(stat) => {

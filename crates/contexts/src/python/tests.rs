@@ -1,6 +1,7 @@
 //! Tests of `PythonContext` against the real `python3`.
 
 use super::*;
+use crate::worker::tests::process_is_gone_or_not_our_zombie as reaped;
 use std::os::unix::process::CommandExt;
 use std::time::Instant;
 
@@ -36,22 +37,6 @@ async fn execute(context: &Arc<dyn Instance>, code: &str) -> Value {
 fn pid_of(context: &Arc<dyn Instance>) -> u32 {
     let pid = context.state()["pid"].as_u64().expect("a worker pid");
     u32::try_from(pid).expect("a pid fits u32")
-}
-
-/// True when `pid` is no longer a child of this process (gone, or reaped and reused).
-fn reaped(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            let rest = stat.rsplit(')').next().unwrap_or("");
-            let ppid: u32 = rest
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            ppid != std::process::id()
-        }
-    }
 }
 
 fn messages(result: &Value) -> &Vec<Value> {

@@ -124,57 +124,12 @@ class Output:
 OUTPUT = Output()
 
 
-class CapturedBytes(io.RawIOBase):
-    """`sys.stdout.buffer`: bytes written here are captured as text."""
+class Captured:
+    """What the captured streams share: a writable, uncloseable stand-in for fd 1 or 2."""
 
     def __init__(self, stream, fd):
         self._stream = stream
         self._fd = fd
-
-    def write(self, data):
-        data = bytes(data)
-        OUTPUT.add(self._stream, data.decode("utf-8", "replace"))
-        return len(data)
-
-    def writable(self):
-        return True
-
-    def fileno(self):
-        return self._fd
-
-    def isatty(self):
-        return False
-
-    def close(self):
-        # Closing the captured stream would break later executes; it is a no-op.
-        pass
-
-
-class CapturedText(io.TextIOBase):
-    """`sys.stdout` and `sys.stderr` while user code runs."""
-
-    encoding = "utf-8"
-    errors = "replace"
-    newlines = None
-    line_buffering = False
-
-    def __init__(self, stream, fd):
-        self._stream = stream
-        self._fd = fd
-        self.buffer = CapturedBytes(stream, fd)
-
-    def write(self, text):
-        if not isinstance(text, str):
-            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
-        OUTPUT.add(self._stream, text)
-        return len(text)
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def flush(self):
-        pass
 
     def writable(self):
         return True
@@ -188,6 +143,41 @@ class CapturedText(io.TextIOBase):
 
     def close(self):
         # Closing the captured stream would break later executes; it is a no-op.
+        pass
+
+
+class CapturedBytes(Captured, io.RawIOBase):
+    """`sys.stdout.buffer`: bytes written here are captured as text."""
+
+    def write(self, data):
+        data = bytes(data)
+        OUTPUT.add(self._stream, data.decode("utf-8", "replace"))
+        return len(data)
+
+
+class CapturedText(Captured, io.TextIOBase):
+    """`sys.stdout` and `sys.stderr` while user code runs."""
+
+    encoding = "utf-8"
+    errors = "replace"
+    newlines = None
+    line_buffering = False
+
+    def __init__(self, stream, fd):
+        Captured.__init__(self, stream, fd)
+        self.buffer = CapturedBytes(stream, fd)
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        OUTPUT.add(self._stream, text)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
         pass
 
 

@@ -10,6 +10,7 @@
 //! Architecture invariant: no secret is ever logged or put in an error, not even a
 //! rejected one.
 
+mod jwt;
 mod parse;
 mod secret;
 mod store;
@@ -41,6 +42,9 @@ pub enum AuthError {
     /// Redeem a ticket again for a new session token.
     #[error("the session token is not valid or has expired")]
     InvalidToken,
+    /// Sign a new token (JWT) with the host key; the reason never holds a secret.
+    #[error("the signed token is not valid: {0}")]
+    InvalidSignedToken(&'static str),
 }
 
 /// How a host authorizes requests; validated by the CLI and passed down.
@@ -89,6 +93,8 @@ pub struct Auth {
     /// unpredictable without them, so the timing of a map probe reveals nothing useful
     /// about the token's bytes.
     hasher: RandomState,
+    /// The `(hid, seq)` pairs of recently accepted signed tokens (see `jwt`).
+    replay: Mutex<jwt::ReplayGuard>,
 }
 
 impl Auth {
@@ -101,6 +107,7 @@ impl Auth {
             tokens: Mutex::new(tokens),
             keys: Mutex::new(Vec::new()),
             hasher: RandomState::new(),
+            replay: Mutex::new(jwt::ReplayGuard::new(jwt::MAX_REMEMBERED)),
         }
     }
 
@@ -180,6 +187,16 @@ impl Auth {
                 }
             }
         }
+    }
+
+    /// Whether an `Authorization: Bearer` token is valid: a session token, a host
+    /// key, or a JWT signed with a host key (PROTOCOL.md section 13, see `jwt`).
+    pub fn check_bearer(&self, token: &str) -> Result<(), AuthError> {
+        if jwt::looks_like_jwt(token) {
+            let keys = lock(&self.keys).clone();
+            return jwt::check(token, &keys, &self.replay, jwt::now());
+        }
+        self.check_token(token)
     }
 
     /// Adds a host key: a token that is never evicted and never expires, given to

@@ -64,6 +64,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
 
+    /// The session cookie's SameSite: strict, lax or none. Choose none (which adds
+    /// Secure) only for a client page on another site than the host, e.g.
+    /// http://localhost:4000 calling 127.0.0.1; a bearer token works from anywhere.
+    #[arg(long, default_value = "strict", value_name = "strict|lax|none")]
+    pub cookie_samesite: String,
+
     /// Serve static files (and the page at /) from this directory instead of the
     /// built-in page.
     #[arg(long, value_name = "DIR")]

@@ -131,6 +131,7 @@ impl ServeConfig {
                 origins,
                 max_body: usize::try_from(max_body).context("--max-body is too large")?,
                 workers: args.workers,
+                cookie_same_site: args.cookie_samesite.parse().context("--cookie-samesite")?,
                 ..ServerConfig::default()
             },
             limits: HostLimits {

@@ -20,6 +20,7 @@
 //! host.register(Arc::new(python));
 //! ```
 
+pub mod legacy;
 mod pool;
 mod python;
 pub mod worker;

@@ -6,11 +6,13 @@
 //! shutdown future, so tests and embedders bind port 0 and stop the server themselves.
 
 mod assets;
+mod cookie;
 mod error;
 mod origin;
 mod router;
 mod throttle;
 
+pub use cookie::{CookieSameSite, UnknownSameSite};
 pub use error::HttpError;
 pub use origin::{Origin, OriginPolicy};
 pub use router::{route, NoRoute, Route};
@@ -44,6 +46,8 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// The session cookie's `SameSite` attribute (`--cookie-samesite`).
+    pub cookie_same_site: CookieSameSite,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +58,7 @@ impl Default for ServerConfig {
             max_body: DEFAULT_MAX_BODY,
             workers: None,
             shutdown_grace: Duration::from_secs(5),
+            cookie_same_site: CookieSameSite::default(),
         }
     }
 }
@@ -68,6 +73,7 @@ struct AppState {
     static_root: Option<PathBuf>,
     max_body: usize,
     throttle: throttle::Throttle,
+    cookie_same_site: CookieSameSite,
 }
 
 /// Serves `host` on `listener` until `shutdown` resolves, then stops gracefully:
@@ -100,6 +106,7 @@ pub async fn serve(
         static_root,
         max_body: config.max_body,
         throttle: throttle::Throttle::default(),
+        cookie_same_site: config.cookie_same_site,
     });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -231,7 +238,7 @@ fn check_credentials(req: &HttpRequest, auth: &Auth, redeem: bool) -> Result<Cre
     let headers = req.headers();
     let bearer = header_str(headers, header::AUTHORIZATION)
         .and_then(stencila_auth::token_from_authorization_header);
-    let bearer_error = match bearer.map(|token| auth.check_token(token)) {
+    let bearer_error = match bearer.map(|token| auth.check_bearer(token)) {
         Some(Ok(())) => return Ok(valid),
         Some(Err(error)) => Some(error),
         None => None,
@@ -292,10 +299,11 @@ fn presents_credentials(req: &HttpRequest) -> bool {
             .any(|v| stencila_auth::token_from_cookie_header(v).is_some())
 }
 
-fn session_cookie(token: &SessionToken) -> String {
+fn session_cookie(token: &SessionToken, same_site: CookieSameSite) -> String {
     format!(
-        "token={}; Path=/; HttpOnly; SameSite=Strict",
-        token.as_str()
+        "token={}; Path=/; HttpOnly; {}",
+        token.as_str(),
+        same_site.attributes()
     )
 }
 
@@ -355,8 +363,11 @@ async fn respond(
     };
     let mut response = result.unwrap_or_else(|error| error.response(json));
     let cookie = match (&credentials.issued, credentials.stale_cookie) {
-        (Some(token), _) => Some(session_cookie(token)),
-        (None, true) => Some("token=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict".to_string()),
+        (Some(token), _) => Some(session_cookie(token, state.cookie_same_site)),
+        (None, true) => Some(format!(
+            "token=; Path=/; Max-Age=0; HttpOnly; {}",
+            state.cookie_same_site.attributes()
+        )),
         (None, false) => None,
     };
     if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {

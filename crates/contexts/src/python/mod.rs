@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use stencila_host::{BoxFuture, HostError, Instance, InstanceType};
 
+mod legacy;
+
 /// The worker script, run with `python3 -u -c`.
 const WORKER_SCRIPT: &str = include_str!("worker.py");
 
@@ -511,6 +513,10 @@ impl Instance for PythonContext {
     fn call<'a>(&'a self, method: &'a str, arg: Value) -> BoxFuture<'a, Result<Value, HostError>> {
         Box::pin(async move {
             match method {
+                // The 2018 clients' methods (PROTOCOL.md section 13), cell executes included.
+                _ if crate::legacy::handles(method, &arg) => {
+                    crate::legacy::call(self, method, arg).await
+                }
                 "execute" => self.execute(arg).await,
                 "list" => self.plain("list", json!({})).await,
                 "get" => {

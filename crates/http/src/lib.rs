@@ -134,10 +134,7 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 
 /// The value of header `name`: `Ok(None)` when absent, refused when present but not
 /// plain ASCII (such a header must never pass for an absent one).
-fn ascii_header<'a>(
-    headers: &'a HeaderMap,
-    name: header::HeaderName,
-) -> Result<Option<&'a str>, HttpError> {
+fn ascii_header(headers: &HeaderMap, name: HeaderName) -> Result<Option<&str>, HttpError> {
     match headers.get(&name) {
         None => Ok(None),
         Some(value) => value

@@ -554,3 +554,59 @@ async fn static_response(
         Err(error) => Err(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::{call_service, init_service, TestRequest};
+    use stencila_auth::AuthConfig;
+
+    /// What the handler shares for a host bound to a non-loopback address (so without
+    /// the `Host` check), with `key` as a host key to authorize requests.
+    fn lan_state(key: &str) -> web::Data<AppState> {
+        let auth = Arc::new(Auth::new(AuthConfig::default()));
+        auth.add_key(key);
+        web::Data::new(AppState {
+            host: Arc::new(Host::new()),
+            auth,
+            origins: OriginPolicy::default(),
+            check_host: false,
+            static_root: None,
+            max_body: DEFAULT_MAX_BODY,
+            throttle: throttle::Throttle::default(),
+        })
+    }
+
+    #[actix_web::test]
+    async fn the_console_at_a_lan_ip_is_its_own_origin_but_a_dns_name_is_not() {
+        let key = Auth::generate_key();
+        let app = init_service(
+            App::new()
+                .app_data(lan_state(&key))
+                .default_service(web::to(handle)),
+        )
+        .await;
+        let call = |host: &str, origin: &str| {
+            TestRequest::delete()
+                .uri("/environ/local")
+                .insert_header((header::HOST, host))
+                .insert_header((header::ORIGIN, origin))
+                .insert_header((header::AUTHORIZATION, format!("Bearer {key}")))
+                .to_request()
+        };
+        let own = call_service(&app, call("192.0.2.7:2000", "http://192.0.2.7:2000")).await;
+        assert_eq!(own.status(), 200);
+        assert_eq!(
+            own.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            Some(&HeaderValue::from_static("http://192.0.2.7:2000"))
+        );
+        for (host, origin) in [
+            ("evil.example:2000", "http://evil.example:2000"),
+            ("192.0.2.7:2000", "http://192.0.2.7:2001"),
+            ("192.0.2.7:2000", "http://192.0.2.8:2000"),
+        ] {
+            let refused = call_service(&app, call(host, origin)).await;
+            assert_eq!(refused.status(), 403, "{origin} at {host}");
+        }
+    }
+}

@@ -11,12 +11,15 @@ use stencila_tests::{all_end_within, binary, descendants, eventually, HostProces
 /// This user's run directory, as the host computes it (PROTOCOL section 1).
 fn run_dir() -> std::path::PathBuf {
     use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").expect("/proc/self").uid();
     match std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from) {
-        Some(runtime) if runtime.is_absolute() => runtime.join("stencila"),
-        _ => {
-            let uid = std::fs::metadata("/proc/self").expect("/proc/self").uid();
-            std::env::temp_dir().join(format!("stencila-{uid}"))
+        Some(runtime)
+            if runtime.is_absolute()
+                && std::fs::metadata(&runtime).is_ok_and(|m| m.is_dir() && m.uid() == uid) =>
+        {
+            runtime.join("stencila")
         }
+        _ => std::env::temp_dir().join(format!("stencila-{uid}")),
     }
 }
 

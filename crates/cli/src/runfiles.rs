@@ -46,20 +46,29 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
         .with_context(|| format!("could not write {}", path.display()))
 }
 
-/// This user's run directory: `$XDG_RUNTIME_DIR/stencila` where that is set (to an
-/// absolute path), else `<tmp>/stencila-<uid>`.
+/// This user's run directory: `$XDG_RUNTIME_DIR/stencila` where that names this
+/// user's own directory, else `<tmp>/stencila-<uid>`.
 pub fn run_dir() -> PathBuf {
+    let uid = nix::unistd::getuid().as_raw();
     run_dir_from(
-        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        runtime_dir(std::env::var_os("XDG_RUNTIME_DIR"), uid),
         std::env::temp_dir(),
-        nix::unistd::getuid().as_raw(),
+        uid,
     )
+}
+
+/// `XDG_RUNTIME_DIR` if it is usable: an absolute path to an existing directory of
+/// user `uid` (after `su` or `sudo` it may still name another user's, or none).
+fn runtime_dir(value: Option<std::ffi::OsString>, uid: u32) -> Option<PathBuf> {
+    let dir = PathBuf::from(value?);
+    let owned = std::fs::metadata(&dir).is_ok_and(|meta| meta.is_dir() && meta.uid() == uid);
+    (dir.is_absolute() && owned).then_some(dir)
 }
 
 fn run_dir_from(runtime: Option<PathBuf>, tmp: PathBuf, uid: u32) -> PathBuf {
     match runtime {
-        Some(runtime) if runtime.is_absolute() => runtime.join("stencila"),
-        _ => tmp.join(format!("stencila-{uid}")),
+        Some(runtime) => runtime.join("stencila"),
+        None => tmp.join(format!("stencila-{uid}")),
     }
 }
 
@@ -213,18 +222,22 @@ mod tests {
             PathBuf::from("/tmp/stencila-1000")
         );
         assert_eq!(
-            run_dir_from(Some("/run/user/1000".into()), tmp.clone(), 1000),
+            run_dir_from(Some("/run/user/1000".into()), tmp, 1000),
             PathBuf::from("/run/user/1000/stencila")
         );
-        // An empty or relative XDG_RUNTIME_DIR is ignored, as the XDG spec says.
+        // XDG_RUNTIME_DIR counts only when it is this user's own existing directory.
+        let uid = nix::unistd::getuid().as_raw();
+        let own = scratch("xdg");
         assert_eq!(
-            run_dir_from(Some("".into()), tmp.clone(), 7),
-            PathBuf::from("/tmp/stencila-7")
+            runtime_dir(Some(own.clone().into()), uid),
+            Some(own.clone())
         );
-        assert_eq!(
-            run_dir_from(Some("run".into()), tmp, 7),
-            PathBuf::from("/tmp/stencila-7")
-        );
+        assert_eq!(runtime_dir(Some(own.clone().into()), uid + 1), None);
+        assert_eq!(runtime_dir(Some(own.join("missing").into()), uid), None);
+        assert_eq!(runtime_dir(Some("".into()), uid), None);
+        assert_eq!(runtime_dir(Some("relative".into()), uid), None);
+        assert_eq!(runtime_dir(None, uid), None);
+        let _ = std::fs::remove_dir_all(&own);
     }
 
     #[test]

@@ -99,8 +99,9 @@ fn no_auth_by_flag_and_by_environment() {
 
 /// Regression: a refused cookie (expired, or another local host's: cookies ignore
 /// ports) used to count towards the throttle and lock the browser out of its ticket.
+/// It is never cleared either: that would log the user out of the other host.
 #[test]
-fn stale_cookies_are_cleared_and_never_lock_out_the_ticket() {
+fn stale_cookies_are_refused_never_cleared_and_never_lock_out_the_ticket() {
     let host = HostProcess::start(&["--token-ttl", "1s"]);
     let stale = host.token();
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -108,11 +109,8 @@ fn stale_cookies_are_cleared_and_never_lock_out_the_ticket() {
         let refused = host.request("GET", "/pythonContext1").cookie(&stale).send();
         assert_eq!(refused.status, 403);
         assert!(
-            refused
-                .headers_named("set-cookie")
-                .iter()
-                .any(|c| c.starts_with("token=;") && c.contains("Max-Age=0")),
-            "the stale cookie is cleared: {:?}",
+            refused.headers_named("set-cookie").is_empty(),
+            "a refused cookie is left alone: {:?}",
             refused.headers
         );
     }

@@ -8,8 +8,23 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use stencila_tests::{all_end_within, binary, descendants, eventually, HostProcess};
 
+/// This user's run directory, as the host computes it (PROTOCOL section 1).
+fn run_dir() -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").expect("/proc/self").uid();
+    match std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from) {
+        Some(runtime)
+            if runtime.is_absolute()
+                && std::fs::metadata(&runtime).is_ok_and(|m| m.is_dir() && m.uid() == uid) =>
+        {
+            runtime.join("stencila")
+        }
+        _ => std::env::temp_dir().join(format!("stencila-{uid}")),
+    }
+}
+
 fn run_files(id: &str) -> [std::path::PathBuf; 2] {
-    let dir = std::env::temp_dir().join("stencila").join("hosts");
+    let dir = run_dir().join("hosts");
     [
         dir.join(format!("{id}.json")),
         dir.join(format!("{id}.key")),
@@ -343,24 +358,29 @@ fn sigint_right_after_the_startup_line_is_a_clean_stop() {
 #[test]
 fn a_run_directory_owned_by_someone_else_is_refused_and_stale_files_are_cleaned() {
     let tmp = std::env::temp_dir().join(format!("stencila-tmpdir-{}", std::process::id()));
-    let hosts = tmp.join("stencila").join("hosts");
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").expect("/proc/self").uid()
+    };
+    let own = format!("stencila-{uid}");
+    let hosts = tmp.join(&own).join("hosts");
     std::fs::create_dir_all(&hosts).expect("dirs");
     // A host killed with SIGKILL leaves its files behind: the next host removes them.
     let stale = hosts.join("rust-host-stale.json");
     std::fs::write(&stale, r#"{"process": {"pid": 4000000}}"#).expect("a file");
     std::fs::write(hosts.join("rust-host-stale.key"), "k").expect("a file");
     let tmp_text = tmp.to_str().expect("utf-8").to_string();
-    let host = HostProcess::start_with_env(&[], &[("TMPDIR", &tmp_text)]);
+    let host = HostProcess::start_with_env(&[], &[("TMPDIR", &tmp_text), ("XDG_RUNTIME_DIR", "")]);
     assert!(!stale.exists(), "the stale manifest was not removed");
     assert!(!hosts.join("rust-host-stale.key").exists());
     drop(host);
 
     let owned_by_nobody = Command::new("chown")
-        .args(["65534", tmp.join("stencila").to_str().expect("utf-8")])
+        .args(["65534", tmp.join(&own).to_str().expect("utf-8")])
         .status()
         .is_ok_and(|s| s.success());
     if owned_by_nobody
-        && std::fs::metadata(tmp.join("stencila")).is_ok_and(|m| {
+        && std::fs::metadata(tmp.join(&own)).is_ok_and(|m| {
             use std::os::unix::fs::MetadataExt;
             m.uid() == 65534
         })
@@ -368,6 +388,7 @@ fn a_run_directory_owned_by_someone_else_is_refused_and_stale_files_are_cleaned(
         let out = Command::new(binary())
             .args(["--port", "0"])
             .env("TMPDIR", &tmp_text)
+            .env("XDG_RUNTIME_DIR", "")
             .output()
             .expect("to run");
         assert!(!out.status.success());

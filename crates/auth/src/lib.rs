@@ -57,8 +57,8 @@ pub struct AuthConfig {
     /// is valid for the host's life.
     pub single_use_tickets: bool,
     /// The most live session tokens kept (at least one is always kept); beyond it the
-    /// oldest issued is evicted, so redeeming a ticket on every request cannot grow
-    /// memory without bound.
+    /// least recently used is evicted, so redeeming a ticket on every request can
+    /// neither grow memory without bound nor log out a session that is in use.
     pub max_tokens: usize,
     /// How long a session token may go unused before it is refused; `None` for never.
     pub token_ttl: Option<Duration>,
@@ -155,7 +155,9 @@ impl Auth {
             }
         };
         if evicted > 0 {
-            log::debug!("{evicted} oldest session token(s) evicted to stay within the limit");
+            log::debug!(
+                "{evicted} least recently used session token(s) evicted to stay within the limit"
+            );
         }
         log::debug!("ticket redeemed; session token issued");
         Ok(token)
@@ -424,6 +426,29 @@ mod tests {
         for token in &tokens[2..] {
             assert_eq!(auth.check_token(token.as_str()), Ok(()));
         }
+    }
+
+    #[test]
+    fn token_eviction_is_least_recently_used_so_a_browser_session_in_use_survives() {
+        // A script presenting the ticket on every request used to evict the browser's
+        // session, which is older but in use, once max_tokens more had been issued.
+        let auth = auth(AuthConfig {
+            max_tokens: 3,
+            ..AuthConfig::default()
+        });
+        let ticket = auth.create_ticket();
+        let browser = auth.redeem_ticket(ticket.as_str()).expect("redeem");
+        let mut last = None;
+        for _ in 0..20 {
+            last = Some(auth.redeem_ticket(ticket.as_str()).expect("redeem"));
+            assert_eq!(auth.check_token(browser.as_str()), Ok(()));
+        }
+        assert_eq!(
+            auth.check_token(last.expect("a token").as_str()),
+            Ok(()),
+            "the newest is kept too"
+        );
+        assert_eq!(lock(&auth.tokens).len(), 3);
     }
 
     #[test]

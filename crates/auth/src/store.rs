@@ -1,4 +1,4 @@
-//! The bounded store of live session tokens: keyed-hash lookup, constant-time confirmation, idle expiry and eviction of the oldest.
+//! The bounded store of live session tokens: keyed-hash lookup, constant-time confirmation, idle expiry and eviction of the least recently used.
 //!
 //! Not locked here: [`crate::Auth`] wraps it in a `Mutex` and hashes outside the lock.
 
@@ -11,8 +11,8 @@ use crate::secret::constant_time_eq;
 struct Entry {
     token: Box<str>,
     last_used: Instant,
-    /// Which insertion this is, so a record in `order` left over from a removed entry
-    /// is never mistaken for a newer entry under the same hash.
+    /// Which insertion or use this is, so a record in `order` left over from an
+    /// earlier use or a removed entry is never mistaken for the current one.
     seq: u64,
 }
 
@@ -29,9 +29,11 @@ pub(crate) enum Lookup {
 /// hash, one map probe and one constant-time comparison whatever the number of tokens.
 pub(crate) struct TokenStore {
     entries: HashMap<u64, Entry>,
-    /// `(hash, seq)` in insertion order, the oldest at the front, for eviction.
+    /// `(hash, seq)` in order of last use, the least recently used at the front, for
+    /// eviction: a script redeeming the ticket on every request must not evict the
+    /// browser's session that is in use.
     ///
-    /// Removing an entry leaves its record here (stale) to keep removal O(1); stale
+    /// Using or removing an entry leaves its old record here (stale) to keep both O(1); stale
     /// records are skipped when popped and swept by [`TokenStore::compact`], so the
     /// queue never holds more than `2 * max_tokens + 1` records.
     order: VecDeque<(u64, u64)>,
@@ -53,7 +55,7 @@ impl TokenStore {
         }
     }
 
-    /// Stores `token` under `hash`, evicting the oldest tokens if full.
+    /// Stores `token` under `hash`, evicting the least recently used tokens if full.
     ///
     /// Returns the number evicted, or `None` (storing nothing) if `hash` is already
     /// taken: for tokens we mint that is a 2^-64 collision, and the caller draws another.
@@ -103,6 +105,13 @@ impl TokenStore {
             return Lookup::Expired;
         }
         entry.last_used = entry.last_used.max(now);
+        // Moves to the back of `order`: the record at its old place becomes stale.
+        entry.seq = self.next_seq;
+        self.order.push_back((hash, self.next_seq));
+        self.next_seq += 1;
+        if self.order.len() > 2 * self.max_tokens {
+            self.compact();
+        }
         Lookup::Valid
     }
 
@@ -185,17 +194,33 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_is_evicted_even_if_recently_used() {
+    fn the_least_recently_used_is_evicted_not_the_oldest_issued() {
         let now = Instant::now();
         let mut store = TokenStore::new(2, None);
         store.insert(1, "one", now);
         store.insert(2, "two", now);
         assert_eq!(store.check(1, "one", now), Lookup::Valid);
         assert_eq!(store.insert(3, "three", now), Some(1));
-        assert_eq!(store.check(1, "one", now), Lookup::Unknown);
-        assert_eq!(store.check(2, "two", now), Lookup::Valid);
+        assert_eq!(store.check(1, "one", now), Lookup::Valid);
+        assert_eq!(store.check(2, "two", now), Lookup::Unknown);
         assert_eq!(store.check(3, "three", now), Lookup::Valid);
         assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn a_session_in_use_survives_a_ticket_redeemed_on_every_request() {
+        let now = Instant::now();
+        let max = 10;
+        let mut store = TokenStore::new(max, None);
+        store.insert(0, "browser", now);
+        for i in 1..10_000u64 {
+            store.insert(i, "script", now);
+            if i % 5 == 0 {
+                assert_eq!(store.check(0, "browser", now), Lookup::Valid, "{i}");
+            }
+            assert!(store.len() <= max);
+            assert!(store.order_len() <= 2 * max + 1);
+        }
     }
 
     #[test]

@@ -50,6 +50,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_auth: bool,
 
+    /// With --no-auth (or STENCILA_AUTH=false), allow an address other machines can
+    /// reach: then anyone on the network can run code as this user. Without it,
+    /// --no-auth is refused on any address but loopback.
+    #[arg(long)]
+    pub no_auth_anywhere: bool,
+
     /// Make each ticket valid for one request only (by default a ticket can be used
     /// again for the host's life).
     #[arg(long)]

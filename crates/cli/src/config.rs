@@ -29,7 +29,12 @@ pub struct ServeConfig {
     pub duration: Option<Duration>,
 }
 
+/// The longest duration accepted: a century is "no limit" in practice, and anything
+/// longer only invites overflow in the arithmetic on timestamps.
+const MAX_DURATION_DAYS: f64 = 36_500.0;
+
 /// Parses `250ms`, `30s`, `10m`, `2h`, `7d` or plain seconds; `none` is `None`.
+/// Durations over 100 years are refused (say `none` for no limit).
 pub fn parse_duration(text: &str) -> Result<Option<Duration>> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("none") {
@@ -52,6 +57,9 @@ pub fn parse_duration(text: &str) -> Result<Option<Duration>> {
     };
     if !seconds.is_finite() || seconds <= 0.0 {
         bail!("'{text}' must be a positive duration");
+    }
+    if seconds > MAX_DURATION_DAYS * 86400.0 {
+        bail!("'{text}' is too long a duration (the most is 100 years; use none for no limit)");
     }
     Duration::try_from_secs_f64(seconds)
         .map(Some)
@@ -98,7 +106,15 @@ fn auth_disabled_by_env(value: Option<String>) -> bool {
 
 impl ServeConfig {
     pub fn from_args(args: &ServeArgs) -> Result<ServeConfig> {
-        let enabled = !(args.no_auth || auth_disabled_by_env(std::env::var("STENCILA_AUTH").ok()));
+        let enabled = !(args.no_auth
+            || args.no_auth_anywhere
+            || auth_disabled_by_env(std::env::var("STENCILA_AUTH").ok()));
+        if !enabled && !args.address.to_canonical().is_loopback() && !args.no_auth_anywhere {
+            bail!(
+                "authorization is off (--no-auth or STENCILA_AUTH=false) and {} is not a loopback address: anyone on the network could run code as this user. Listen on 127.0.0.1, or add --no-auth-anywhere if that is really meant",
+                args.address
+            );
+        }
         let origins = OriginPolicy::new(&args.allow_origin).map_err(|bad| {
             anyhow::anyhow!("--allow-origin '{bad}' is not an origin like https://example.org:8443")
         })?;
@@ -179,6 +195,57 @@ mod tests {
         for bad in ["", "x", "10y", "-1s", "0", "100000000000000000000d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_at_startup() {
+        // Overflowing `--instance-timeout` used to panic the host's arithmetic on
+        // timestamps (in debug builds) once an instance existed.
+        assert_eq!(
+            parse_duration("36500d").expect("a century is fine"),
+            Some(Duration::from_secs(36_500 * 86_400))
+        );
+        for bad in ["36501d", "1000000000d", "18446744073709551615"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        for flag in [
+            "--instance-timeout",
+            "--timeout",
+            "--duration",
+            "--token-ttl",
+        ] {
+            let error = config(&[flag, "1000000000d"]).expect_err("refused");
+            assert!(format!("{error:#}").contains(flag), "{error:#}");
+        }
+    }
+
+    fn config(args: &[&str]) -> Result<ServeConfig> {
+        use clap::Parser;
+        let cli = crate::args::Cli::try_parse_from(
+            std::iter::once("stencila").chain(args.iter().copied()),
+        )?;
+        ServeConfig::from_args(&cli.serve)
+    }
+
+    #[test]
+    fn no_auth_on_a_non_loopback_address_needs_no_auth_anywhere() {
+        for address in ["0.0.0.0", "192.0.2.7", "::", "::ffff:192.0.2.7"] {
+            let error = config(&["--no-auth", "--address", address]).expect_err(address);
+            assert!(
+                format!("{error:#}").contains("--no-auth-anywhere"),
+                "{error:#}"
+            );
+            let served = config(&["--no-auth", "--no-auth-anywhere", "--address", address])
+                .expect("allowed when said twice");
+            assert!(!served.auth.enabled);
+            // With authorization on, any address is fine.
+            assert!(config(&["--address", address]).is_ok());
+        }
+        for address in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            let served = config(&["--no-auth", "--address", address]).expect(address);
+            assert!(!served.auth.enabled);
+        }
+        assert!(!config(&["--no-auth-anywhere"]).expect("ok").auth.enabled);
     }
 
     #[test]

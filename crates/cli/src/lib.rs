@@ -99,10 +99,7 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
 
     let listener = bind(&config)?;
     let local = listener.local_addr()?;
-    let url = match local {
-        SocketAddr::V6(v6) => format!("http://[{}]:{}", v6.ip(), v6.port()),
-        SocketAddr::V4(v4) => format!("http://{}:{}", v4.ip(), v4.port()),
-    };
+    let url = browsable_url(local);
     host.set_serving(std::process::id(), url.clone());
     let manifest = host.manifest(false);
     let runfiles = runfiles::RunFiles::write(host.id(), &manifest, &key)?;
@@ -113,11 +110,11 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
         async move {
             // Signal handlers go in before the startup line, so a client that reacts
             // to the line with SIGINT always gets a clean stop.
+            // SIGUSR1 too, in every mode: its default action would end the host.
             let signals = StopSignals::listen();
+            let usr1 = listen_for_sigusr1();
             announce(spawned, &host, &auth, &url, &key, &manifest);
-            if auth.enabled() && !spawned {
-                mint_tickets_on_sigusr1(auth.clone(), url.clone());
-            }
+            mint_tickets_on_sigusr1(usr1, auth.clone(), url.clone());
             python.warm();
             if config.limits.instance_timeout.is_some() {
                 let host = host.clone();
@@ -144,18 +141,47 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     served.context("the server failed")
 }
 
+/// The URL a browser can open for a host listening on `local`: a wildcard bind
+/// (`0.0.0.0`, `::`) is named by its loopback address, since no browser can open
+/// `http://0.0.0.0:2000/` everywhere, and the console's own origin must be one the
+/// host allows.
+fn browsable_url(local: SocketAddr) -> String {
+    match local {
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("http://[::1]:{}", v6.port()),
+        SocketAddr::V6(v6) => format!("http://[{}]:{}", v6.ip(), v6.port()),
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!("http://127.0.0.1:{}", v4.port()),
+        SocketAddr::V4(v4) => format!("http://{}:{}", v4.ip(), v4.port()),
+    }
+}
+
+/// Installs the SIGUSR1 handler (from then on the signal no longer ends the process);
+/// `None` (logged) if the system refuses.
+fn listen_for_sigusr1() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::user_defined1())
+        .inspect_err(|error| log::warn!("could not listen for SIGUSR1: {error}"))
+        .ok()
+}
+
 /// `kill -USR1 <pid>` prints a fresh ticket URL on stdout: how the host's owner
 /// lets another person or browser in (with `--single-use-tickets`, the only way).
-fn mint_tickets_on_sigusr1(auth: Arc<Auth>, url: String) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
-        log::warn!("could not listen for SIGUSR1; no new tickets can be printed");
+/// With authorization off there are no tickets, and the signal is only logged.
+fn mint_tickets_on_sigusr1(
+    usr1: Option<tokio::signal::unix::Signal>,
+    auth: Arc<Auth>,
+    url: String,
+) {
+    let Some(mut usr1) = usr1 else {
         return;
     };
     actix_web::rt::spawn(async move {
         while usr1.recv().await.is_some() {
-            let ticket = auth.create_ticket();
-            say(&format!("New ticket: {url}/?ticket={}", ticket.as_str()));
+            if auth.enabled() {
+                let ticket = auth.create_ticket();
+                say(&format!("New ticket: {url}/?ticket={}", ticket.as_str()));
+            } else {
+                log::warn!("SIGUSR1: authorization is off, so there are no tickets to mint");
+            }
         }
     });
 }
@@ -256,5 +282,21 @@ async fn recv_signal(signals: Option<StopSignals>) {
     tokio::select! {
         _ = signals.interrupt.recv() => log::info!("SIGINT received, stopping"),
         _ = signals.terminate.recv() => log::info!("SIGTERM received, stopping"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_bind_prints_a_loopback_url() {
+        let url = |text: &str| browsable_url(text.parse().expect("a socket address"));
+        assert_eq!(url("0.0.0.0:2000"), "http://127.0.0.1:2000");
+        assert_eq!(url("[::]:2000"), "http://[::1]:2000");
+        assert_eq!(url("127.0.0.1:2000"), "http://127.0.0.1:2000");
+        assert_eq!(url("192.0.2.7:2010"), "http://192.0.2.7:2010");
+        assert_eq!(url("[::1]:2000"), "http://[::1]:2000");
+        assert_eq!(url("[2001:db8::1]:80"), "http://[2001:db8::1]:80");
     }
 }

@@ -1,5 +1,9 @@
-//! Run files: `<tmp>/stencila/hosts/<id>.json` (the manifest) and `<id>.key` (the host's
+//! Run files: `<run dir>/hosts/<id>.json` (the manifest) and `<id>.key` (the host's
 //! key), private to this user, so local tools can find and reach a running host.
+//!
+//! The run directory is this user's own: `$XDG_RUNTIME_DIR/stencila`, else
+//! `<tmp>/stencila-<uid>`. A directory shared by all users would let the first one to
+//! make it stop everyone else's hosts from starting.
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -8,17 +12,78 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Writes `contents` to `path` readable and writable by this user only.
-fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut file = OpenOptions::new()
+/// How a private file is opened: never through a symbolic link, which another user
+/// could have planted to make us write where they choose.
+fn private_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options
         .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW);
+    options
+}
+
+/// Writes `contents` to `path` readable and writable by this user only, creating it:
+/// an existing file or link at `path` is an error (`O_EXCL|O_NOFOLLOW`), never reused.
+fn write_new_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut file = private_file_options()
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("could not create {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("could not write {}", path.display()))
+}
+
+/// Writes `contents` to `path` (created or replaced) readable and writable by this
+/// user only; a link at `path` is refused (`O_NOFOLLOW`).
+fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut file = private_file_options()
         .create(true)
         .truncate(true)
-        .mode(0o600)
         .open(path)
         .with_context(|| format!("could not write {}", path.display()))?;
     file.write_all(contents)
         .with_context(|| format!("could not write {}", path.display()))
+}
+
+/// This user's run directory: `$XDG_RUNTIME_DIR/stencila` where that names this
+/// user's own directory, else `<tmp>/stencila-<uid>`.
+pub fn run_dir() -> PathBuf {
+    let uid = nix::unistd::getuid().as_raw();
+    run_dir_from(
+        runtime_dir(std::env::var_os("XDG_RUNTIME_DIR"), uid),
+        std::env::temp_dir(),
+        uid,
+    )
+}
+
+/// `XDG_RUNTIME_DIR` if it is usable: an absolute path to an existing directory of
+/// user `uid` (after `su` or `sudo` it may still name another user's, or none).
+fn runtime_dir(value: Option<std::ffi::OsString>, uid: u32) -> Option<PathBuf> {
+    let dir = PathBuf::from(value?);
+    let owned = std::fs::metadata(&dir).is_ok_and(|meta| meta.is_dir() && meta.uid() == uid);
+    (dir.is_absolute() && owned).then_some(dir)
+}
+
+fn run_dir_from(runtime: Option<PathBuf>, tmp: PathBuf, uid: u32) -> PathBuf {
+    match runtime {
+        Some(runtime) => runtime.join("stencila"),
+        None => tmp.join(format!("stencila-{uid}")),
+    }
+}
+
+/// Whether process `pid` exists, by `kill(pid, 0)`: unlike a look in `/proc`, this asks
+/// the kernel in our own pid namespace. A process of another user (`EPERM`) exists.
+fn pid_is_alive(pid: u64) -> bool {
+    use nix::errno::Errno;
+    // Zero or negative would name process groups; such a manifest is not ours to judge.
+    let Some(pid) = i32::try_from(pid).ok().filter(|&pid| pid > 0) else {
+        return true;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
 }
 
 /// Creates `dir` (mode 0700) if needed, and refuses one that another user could
@@ -68,7 +133,7 @@ fn remove_stale(dir: &Path) {
             .and_then(|text| serde_json::from_str::<Value>(&text).ok())
             .and_then(|manifest| manifest["process"]["pid"].as_u64());
         let Some(pid) = pid else { continue };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if pid_is_alive(pid) {
             continue;
         }
         for stale in [path.clone(), path.with_extension("key")] {
@@ -86,7 +151,7 @@ pub struct RunFiles {
 
 impl RunFiles {
     pub fn write(id: &str, manifest: &Value, key: &str) -> Result<RunFiles> {
-        let parent = std::env::temp_dir().join("stencila");
+        let parent = run_dir();
         private_dir(&parent)?;
         let dir = parent.join("hosts");
         private_dir(&dir)?;
@@ -97,11 +162,11 @@ impl RunFiles {
         let files = RunFiles {
             paths: vec![manifest_path.clone(), key_path.clone()],
         };
-        write_private(
+        write_new_private(
             &manifest_path,
             serde_json::to_string_pretty(manifest)?.as_bytes(),
         )?;
-        write_private(&key_path, key.as_bytes())?;
+        write_new_private(&key_path, key.as_bytes())?;
         Ok(files)
     }
 
@@ -135,4 +200,92 @@ pub fn register(manifest: &Value) -> Result<PathBuf> {
     let path = dir.join("rust.json");
     write_private(&path, serde_json::to_string_pretty(manifest)?.as_bytes())?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("stencila-runfiles-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        dir
+    }
+
+    #[test]
+    fn the_run_directory_is_per_user() {
+        let tmp = PathBuf::from("/tmp");
+        assert_eq!(
+            run_dir_from(None, tmp.clone(), 1000),
+            PathBuf::from("/tmp/stencila-1000")
+        );
+        assert_eq!(
+            run_dir_from(Some("/run/user/1000".into()), tmp, 1000),
+            PathBuf::from("/run/user/1000/stencila")
+        );
+        // XDG_RUNTIME_DIR counts only when it is this user's own existing directory.
+        let uid = nix::unistd::getuid().as_raw();
+        let own = scratch("xdg");
+        assert_eq!(
+            runtime_dir(Some(own.clone().into()), uid),
+            Some(own.clone())
+        );
+        assert_eq!(runtime_dir(Some(own.clone().into()), uid + 1), None);
+        assert_eq!(runtime_dir(Some(own.join("missing").into()), uid), None);
+        assert_eq!(runtime_dir(Some("".into()), uid), None);
+        assert_eq!(runtime_dir(Some("relative".into()), uid), None);
+        assert_eq!(runtime_dir(None, uid), None);
+        let _ = std::fs::remove_dir_all(&own);
+    }
+
+    #[test]
+    fn run_files_never_follow_a_link_or_reuse_a_file() {
+        let dir = scratch("nofollow");
+        let target = dir.join("target.txt");
+        std::fs::write(&target, "untouched").expect("a file");
+        let link = dir.join("rust-host-x.json");
+        std::os::unix::fs::symlink(&target, &link).expect("a link");
+        assert!(write_new_private(&link, b"manifest").is_err());
+        assert!(write_private(&link, b"manifest").is_err());
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "untouched");
+        // A file already there (someone else's, or left over) is not reused either.
+        let existing = dir.join("rust-host-y.key");
+        std::fs::write(&existing, "old").expect("a file");
+        assert!(write_new_private(&existing, b"key").is_err());
+        assert_eq!(std::fs::read_to_string(&existing).expect("read"), "old");
+        let fresh = dir.join("rust-host-z.key");
+        write_new_private(&fresh, b"key").expect("a new file");
+        let mode = std::fs::metadata(&fresh).expect("meta").mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_run_file_is_stale_only_when_kill_says_its_pid_is_gone() {
+        assert!(pid_is_alive(u64::from(std::process::id())));
+        assert!(pid_is_alive(1), "init, or another user's process (EPERM)");
+        // Linux's pid_max is at most 2^22, so this pid can never exist.
+        assert!(!pid_is_alive(4_194_305));
+        // Zero and out-of-range pids would name process groups: never judged stale.
+        assert!(pid_is_alive(0));
+        assert!(pid_is_alive(u64::from(u32::MAX)));
+
+        let dir = scratch("stale");
+        let live = dir.join("rust-host-live.json");
+        std::fs::write(
+            &live,
+            format!(r#"{{"process": {{"pid": {}}}}}"#, std::process::id()),
+        )
+        .expect("a file");
+        let dead = dir.join("rust-host-dead.json");
+        std::fs::write(&dead, r#"{"process": {"pid": 4194305}}"#).expect("a file");
+        std::fs::write(dir.join("rust-host-dead.key"), "k").expect("a file");
+        remove_stale(&dir);
+        assert!(live.exists());
+        assert!(!dead.exists());
+        assert!(!dir.join("rust-host-dead.key").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

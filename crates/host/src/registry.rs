@@ -85,6 +85,11 @@ fn millis(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// A duration in whole milliseconds, `u64::MAX` for one too long to count.
+fn saturating_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Seconds since the Unix epoch, with millisecond precision, for JSON.
 fn seconds(ms: u64) -> Value {
     json!(ms as f64 / 1000.0)
@@ -206,7 +211,7 @@ impl Host {
         let last_used = entry.last_used_ms.load(Ordering::Relaxed);
         let busy = entry.busy.load(Ordering::Relaxed) > 0;
         let cull_at = match (self.limits.instance_timeout, busy) {
-            (Some(timeout), false) => seconds(last_used + timeout.as_millis() as u64),
+            (Some(timeout), false) => seconds(last_used.saturating_add(saturating_millis(timeout))),
             _ => Value::Null,
         };
         let mut state = Map::new();
@@ -275,7 +280,7 @@ impl Host {
         let Some(timeout) = self.limits.instance_timeout else {
             return Vec::new();
         };
-        let deadline = now_ms().saturating_sub(timeout.as_millis() as u64);
+        let deadline = now_ms().saturating_sub(saturating_millis(timeout));
         let culled: Vec<(String, Arc<Entry>)> = {
             let mut instances = lock(&self.instances);
             let names: Vec<String> = instances
@@ -609,6 +614,23 @@ mod tests {
                 host.call(&name, "increment", json!({})).await,
                 Err(HostError::Culled(name))
             );
+        })
+    }
+
+    #[test]
+    fn an_absurd_instance_timeout_saturates_instead_of_overflowing() {
+        run(async {
+            let (host, destroyed) = host(HostLimits {
+                max_instances: None,
+                instance_timeout: Some(Duration::MAX),
+            });
+            let name = host
+                .create("CounterThing", json!({}))
+                .await
+                .expect("created");
+            assert!(host.get(&name).expect("state")["cullAt"].is_number());
+            assert_eq!(host.cull_idle().await, Vec::<String>::new());
+            assert_eq!(destroyed.load(Ordering::SeqCst), 0);
         })
     }
 

@@ -24,7 +24,8 @@ pub enum StaticFile {
 }
 
 /// The relative path of a request below the static root: decoded, with `.` and empty
-/// segments dropped. Anything that could step outside the root is refused.
+/// segments dropped. Anything that could step outside the root is refused (403); a
+/// dotfile or anything in a dot-directory (`.env`, `.git/config`) is not found (404).
 pub fn relative_path(raw: &str) -> Result<Vec<String>, HttpError> {
     let forbidden = || HttpError::Forbidden("the path leads outside the static files".into());
     let decoded = percent_decode_str(raw)
@@ -44,6 +45,8 @@ pub fn relative_path(raw: &str) -> Result<Vec<String>, HttpError> {
             _ if twice.split('/').any(|s| s == "..") => return Err(forbidden()),
             // A drive prefix or anything Windows would read as a root.
             _ if segment.contains(':') => return Err(forbidden()),
+            // Dotfiles are a project's secrets and metadata, never its pages.
+            _ if segment.starts_with('.') => return Err(not_found()),
             _ => segments.push(segment.to_string()),
         }
     }
@@ -82,10 +85,17 @@ fn on_disk(root: &Path, segments: &[String]) -> Result<StaticFile, HttpError> {
     path.extend(segments);
     // Canonicalizing resolves symlinks, so a link pointing out of the root is caught too.
     let path = path.canonicalize().map_err(|_| not_found())?;
-    if !path.starts_with(root) {
+    let Ok(inside) = path.strip_prefix(root) else {
         return Err(HttpError::Forbidden(
             "the path leads outside the static files".into(),
         ));
+    };
+    // A link with an ordinary name may still lead to a dotfile.
+    if inside
+        .components()
+        .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+    {
+        return Err(not_found());
     }
     if !path.is_file() {
         return Err(not_found());
@@ -118,6 +128,28 @@ mod tests {
         ] {
             assert!(forbidden(raw), "{raw} should be forbidden");
         }
+    }
+
+    #[test]
+    fn dotfiles_and_dot_directories_are_not_found() {
+        for raw in [
+            ".env",
+            "%2eenv",
+            "%2Egit/config",
+            ".git/config",
+            "a/.hidden/x.txt",
+            "./.env",
+            "a/.b",
+        ] {
+            assert!(
+                matches!(relative_path(raw), Err(HttpError::NotFound(_))),
+                "{raw} should be not found"
+            );
+        }
+        assert_eq!(
+            relative_path("a.b/c.d").expect("a path"),
+            vec!["a.b", "c.d"]
+        );
     }
 
     #[test]

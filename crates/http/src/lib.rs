@@ -17,7 +17,7 @@ pub use error::HttpError;
 pub use origin::{Origin, OriginPolicy};
 pub use router::{route, NoRoute, Route};
 
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
@@ -139,6 +139,65 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The value of header `name`: `Ok(None)` when absent, refused when present but not
+/// plain ASCII (such a header must never pass for an absent one).
+fn ascii_header(headers: &HeaderMap, name: HeaderName) -> Result<Option<&str>, HttpError> {
+    match headers.get(&name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| HttpError::BadRequest(format!("the {name} header is not plain ASCII"))),
+    }
+}
+
+/// Where a request comes from, as far as the origin rules (PROTOCOL section 7) go.
+struct Provenance {
+    /// The origin to name in `Access-Control-Allow-Origin`.
+    allowed_origin: Option<String>,
+    /// A web page we do not trust: public answers only, credentials ignored.
+    refused: bool,
+}
+
+/// Decides [`Provenance`] from `Origin`, else `Referer`, else `Sec-Fetch-Site`; a
+/// `Host`, `Origin` or `Referer` that is present but not ASCII is a 400.
+fn provenance(req: &HttpRequest, state: &AppState) -> Result<Provenance, HttpError> {
+    let headers = req.headers();
+    let host = ascii_header(headers, header::HOST)?;
+    let origin = ascii_header(headers, header::ORIGIN)?;
+    let referer = match origin {
+        Some(_) => None,
+        None => ascii_header(headers, header::REFERER)?,
+    };
+    Ok(match origin::request_origin(origin, referer) {
+        Some(Some(origin))
+            if state.origins.allows(&origin) || origin::is_own_origin(&origin, host) =>
+        {
+            Provenance {
+                allowed_origin: Some(origin.serialize()),
+                refused: false,
+            }
+        }
+        Some(_) => Provenance {
+            allowed_origin: None,
+            refused: true,
+        },
+        // No Origin and no Referer: a non-browser client, unless the browser says the
+        // request comes from another site (an `<img>` or a link on a page with a
+        // no-referrer policy). Such a request must not spend tickets or trip the
+        // throttle, or any web page could lock the owner out.
+        None => Provenance {
+            allowed_origin: None,
+            refused: header_str(headers, HeaderName::from_static("sec-fetch-site")).is_some_and(
+                |site| {
+                    site.eq_ignore_ascii_case("cross-site")
+                        || site.eq_ignore_ascii_case("same-site")
+                },
+            ),
+        },
+    })
+}
+
 /// The one handler: every request passes through here, so every response gets the
 /// same checks and CORS headers.
 async fn handle(
@@ -147,36 +206,35 @@ async fn handle(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    state.host.touch();
-    let headers = req.headers();
-    let json = wants_json(headers);
-    let origin = origin::request_origin(
-        header_str(headers, header::ORIGIN),
-        header_str(headers, header::REFERER),
-    );
-    // No Origin/Referer is a non-browser client; CORS does not apply to it.
-    let allowed_origin = match &origin {
-        Some(Some(origin)) if state.origins.allows(origin) => Some(origin.serialize()),
-        _ => None,
-    };
-    let origin_refused = origin.is_some() && allowed_origin.is_none();
+    let json = wants_json(req.headers());
+    let provenance = provenance(&req, &state);
+    let allowed_origin = provenance
+        .as_ref()
+        .ok()
+        .and_then(|p| p.allowed_origin.clone());
     let preflight = req.method() == Method::OPTIONS;
 
-    let mut response = respond(&req, payload, &state, origin_refused, json).await;
+    let mut response = respond(&req, payload, &state, provenance, json).await;
+    let headers = response.headers_mut();
     // A page opened with `?ticket=` must not hand the ticket on in a Referer.
-    response.headers_mut().insert(
+    headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Every answer depends on the Origin (CORS headers, refused origins), so no cache
+    // may hand one origin's answer to another.
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = allowed_origin {
-        let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&origin) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
                 HeaderValue::from_static("true"),
             );
-            headers.append(header::VARY, HeaderValue::from_static("Origin"));
             if preflight {
                 headers.insert(
                     header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -193,7 +251,6 @@ async fn handle(
             }
         }
     }
-    state.host.touch();
     // The path only: the query may carry a ticket, which is never logged.
     log::debug!(
         "{} {} -> {} in {:?}",
@@ -211,8 +268,6 @@ struct Credentials {
     authorized: bool,
     /// A token issued for a ticket in this request, to be set as a cookie.
     issued: Option<SessionToken>,
-    /// Only invalid `token` cookies were presented: the browser should forget them.
-    stale_cookie: bool,
 }
 
 /// Credentials that were presented and refused.
@@ -221,7 +276,6 @@ struct Refused {
     /// A bad ticket or bearer token counts towards the throttle; a bad cookie does
     /// not, since a browser sends stale cookies (or another local host's) unasked.
     counts: bool,
-    stale_cookie: bool,
 }
 
 /// Checks credentials in the order: a valid session token (bearer, or any `token`
@@ -260,12 +314,10 @@ fn check_credentials(req: &HttpRequest, auth: &Auth, redeem: bool) -> Result<Cre
             Ok(token) => Ok(Credentials {
                 authorized: true,
                 issued: Some(token),
-                stale_cookie: false,
             }),
             Err(error) => Err(Refused {
                 error: HttpError::Forbidden(error.to_string()),
                 counts: true,
-                stale_cookie,
             }),
         };
     }
@@ -273,7 +325,6 @@ fn check_credentials(req: &HttpRequest, auth: &Auth, redeem: bool) -> Result<Cre
         return Err(Refused {
             error: HttpError::Forbidden(error.to_string()),
             counts: true,
-            stale_cookie,
         });
     }
     if stale_cookie {
@@ -282,7 +333,6 @@ fn check_credentials(req: &HttpRequest, auth: &Auth, redeem: bool) -> Result<Cre
                 "the session token is not valid or has expired; open the ticket URL again".into(),
             ),
             counts: false,
-            stale_cookie,
         });
     }
     Ok(Credentials::default())
@@ -340,57 +390,66 @@ async fn read_json(
 
 /// Answers a request: checks, authorization, dispatch. A token issued for a ticket
 /// is set as a cookie even when the call itself fails, so a single-use ticket is
-/// never spent for nothing; refused stale cookies are cleared.
+/// never spent for nothing. A refused cookie is never cleared: cookies ignore ports,
+/// so it may be another local host's live session.
 async fn respond(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-    origin_refused: bool,
+    provenance: Result<Provenance, HttpError>,
     json: bool,
 ) -> HttpResponse {
-    let (credentials, result) = match check_request(req, state, origin_refused) {
-        Err((error, stale_cookie)) => (
-            Credentials {
-                stale_cookie,
-                ..Credentials::default()
-            },
-            Err(error),
-        ),
-        Ok((route, credentials)) => {
+    let checked = provenance.and_then(|provenance| {
+        check_request(req, state, provenance.refused).map(|(route, credentials)| {
+            // Only requests that passed the checks count as use (`--timeout`): a web
+            // page polling the host must not keep it alive.
+            let counts_as_use = !provenance.refused;
+            (route, credentials, counts_as_use)
+        })
+    });
+    let (credentials, public_answer, result) = match checked {
+        Err(error) => (Credentials::default(), false, Err(error)),
+        Ok((route, credentials, counts_as_use)) => {
+            let public_answer = route.is_public() && !credentials.authorized;
+            if counts_as_use {
+                state.host.touch();
+            }
             let result = dispatch(req, payload, state, route, credentials.authorized, json).await;
-            (credentials, result)
+            if counts_as_use {
+                state.host.touch();
+            }
+            (credentials, public_answer, result)
         }
     };
     let mut response = result.unwrap_or_else(|error| error.response(json));
-    let cookie = match (&credentials.issued, credentials.stale_cookie) {
-        (Some(token), _) => Some(session_cookie(token, state.cookie_same_site)),
-        (None, true) => Some(format!(
-            "token=; Path=/; Max-Age=0; HttpOnly; {}",
-            state.cookie_same_site.attributes()
-        )),
-        (None, false) => None,
-    };
-    if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+    let cookie = credentials.issued.as_ref().and_then(|token| {
+        HeaderValue::from_str(&session_cookie(token, state.cookie_same_site)).ok()
+    });
+    if !public_answer || cookie.is_some() {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
 }
 
 /// Everything before dispatch: the Host check, routing, the origin rule, the throttle
-/// and credentials. An error carries whether a stale cookie should be cleared.
+/// and credentials.
 fn check_request(
     req: &HttpRequest,
     state: &AppState,
     origin_refused: bool,
-) -> Result<(Route, Credentials), (HttpError, bool)> {
+) -> Result<(Route, Credentials), HttpError> {
     if state.check_host && !origin::host_header_is_local(header_str(req.headers(), header::HOST)) {
-        return Err((
-            HttpError::Forbidden("the Host header does not name this machine".into()),
-            false,
+        return Err(HttpError::Forbidden(
+            "the Host header does not name this machine".into(),
         ));
     }
     let route = router::route(req.method().as_str(), req.path())
-        .map_err(|NoRoute(what)| (HttpError::BadRequest(what), false))?;
+        .map_err(|NoRoute(what)| HttpError::BadRequest(what))?;
     if route == Route::Preflight {
         return Ok((route, Credentials::default()));
     }
@@ -401,9 +460,8 @@ fn check_request(
             // throttle for everyone on this machine.
             return Ok((route, Credentials::default()));
         }
-        return Err((
-            HttpError::Forbidden("requests from this origin are not allowed".into()),
-            false,
+        return Err(HttpError::Forbidden(
+            "requests from this origin are not allowed".into(),
         ));
     }
     let peer = req.peer_addr().map(|address| address.ip());
@@ -420,12 +478,9 @@ fn check_request(
                 }
                 // Public routes are served whatever the credentials; they only lose the extras.
                 if route.is_public() {
-                    Credentials {
-                        stale_cookie: refused.stale_cookie,
-                        ..Credentials::default()
-                    }
+                    Credentials::default()
                 } else {
-                    return Err((refused.error, refused.stale_cookie));
+                    return Err(refused.error);
                 }
             }
         },
@@ -435,25 +490,19 @@ fn check_request(
             Ok(credentials) if credentials.authorized => credentials,
             _ if route.is_public() => Credentials::default(),
             _ => {
-                return Err((
-                    HttpError::TooManyRequests {
-                        what: format!(
+                return Err(HttpError::TooManyRequests {
+                    what: format!(
                         "too many bad tickets or tokens from this address; try again in {wait} s"
                     ),
-                        retry_after_secs: wait,
-                    },
-                    false,
-                ))
+                    retry_after_secs: wait,
+                })
             }
         },
     };
     if !credentials.authorized && !route.is_public() {
-        return Err((
-            HttpError::Unauthorized(
-                "this needs a ticket (?ticket=...) or a session token (cookie or Authorization: Bearer)"
-                    .into(),
-            ),
-            credentials.stale_cookie,
+        return Err(HttpError::Unauthorized(
+            "this needs a ticket (?ticket=...) or a session token (cookie or Authorization: Bearer)"
+                .into(),
         ));
     }
     Ok((route, credentials))
@@ -510,5 +559,61 @@ async fn static_response(
             Ok(HttpResponse::Ok().content_type(content_type).body(body))
         }
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::{call_service, init_service, TestRequest};
+    use stencila_auth::AuthConfig;
+
+    /// What the handler shares for a host bound to a non-loopback address (so without
+    /// the `Host` check), with `key` as a host key to authorize requests.
+    fn lan_state(key: &str) -> web::Data<AppState> {
+        let auth = Arc::new(Auth::new(AuthConfig::default()));
+        auth.add_key(key);
+        web::Data::new(AppState {
+            host: Arc::new(Host::new()),
+            auth,
+            origins: OriginPolicy::default(),
+            check_host: false,
+            static_root: None,
+            max_body: DEFAULT_MAX_BODY,
+            throttle: throttle::Throttle::default(),
+        })
+    }
+
+    #[actix_web::test]
+    async fn the_console_at_a_lan_ip_is_its_own_origin_but_a_dns_name_is_not() {
+        let key = Auth::generate_key();
+        let app = init_service(
+            App::new()
+                .app_data(lan_state(&key))
+                .default_service(web::to(handle)),
+        )
+        .await;
+        let call = |host: &str, origin: &str| {
+            TestRequest::delete()
+                .uri("/environ/local")
+                .insert_header((header::HOST, host))
+                .insert_header((header::ORIGIN, origin))
+                .insert_header((header::AUTHORIZATION, format!("Bearer {key}")))
+                .to_request()
+        };
+        let own = call_service(&app, call("192.0.2.7:2000", "http://192.0.2.7:2000")).await;
+        assert_eq!(own.status(), 200);
+        assert_eq!(
+            own.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            Some(&HeaderValue::from_static("http://192.0.2.7:2000"))
+        );
+        for (host, origin) in [
+            ("evil.example:2000", "http://evil.example:2000"),
+            ("192.0.2.7:2000", "http://192.0.2.7:2001"),
+            ("192.0.2.7:2000", "http://192.0.2.8:2000"),
+        ] {
+            let refused = call_service(&app, call(host, origin)).await;
+            assert_eq!(refused.status(), 403, "{origin} at {host}");
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! Origins and hosts: which web pages may call the host (CORS), and which `Host` headers
 //! a loopback-bound host answers (the DNS-rebinding check). Pure parsing, no actix.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// A parsed origin: `scheme://host[:port]`, lower-cased.
+/// A parsed origin: `scheme://host[:port]`, lower-cased, with a scheme's default port
+/// (`http` 80, `https` 443) dropped, as browsers send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub scheme: String,
@@ -40,7 +41,14 @@ impl Origin {
         if host.is_empty() {
             return None;
         }
+        // `--allow-origin https://x:443` must match the `https://x` a browser sends.
+        let port = port.filter(|&port| Some(port) != default_port(&scheme));
         Some(Origin { scheme, host, port })
+    }
+
+    /// The port the origin's pages are served on: the explicit one, else the scheme's default.
+    fn effective_port(&self) -> Option<u16> {
+        self.port.or_else(|| default_port(&self.scheme))
     }
 
     /// The origin as sent back in `Access-Control-Allow-Origin`.
@@ -49,6 +57,15 @@ impl Origin {
             Some(port) => format!("{}://{}:{}", self.scheme, self.host, port),
             None => format!("{}://{}", self.scheme, self.host),
         }
+    }
+}
+
+/// The port a web scheme implies when a URL names none.
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
     }
 }
 
@@ -91,6 +108,30 @@ fn is_loopback_name(host: &str) -> bool {
     host == "localhost"
         || host == "[::1]"
         || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a (lower-cased) host is an IP address literal: `192.0.2.7` or `[2001:db8::1]`.
+fn is_ip_literal(host: &str) -> bool {
+    host.parse::<Ipv4Addr>().is_ok()
+        || host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<Ipv6Addr>().is_ok())
+}
+
+/// Whether `origin` is the host's own page, as the `Host` header says the browser
+/// reached it: the same IP literal and the same port (so the console works at
+/// `http://192.0.2.7:2000`). A DNS name never counts, however it matches `Host`: equal
+/// names are exactly what a DNS-rebinding page sends.
+pub fn is_own_origin(origin: &Origin, host: Option<&str>) -> bool {
+    let Some((name, port)) = host.and_then(split_host_port) else {
+        return false;
+    };
+    // The host speaks plain HTTP, so a `Host` without a port was reached on 80.
+    default_port(&origin.scheme).is_some()
+        && is_ip_literal(&origin.host)
+        && origin.host == name
+        && origin.effective_port() == Some(port.unwrap_or(80))
 }
 
 /// Which origins may call the host from a browser.
@@ -222,6 +263,68 @@ mod tests {
         assert!(host_header_is_local(None));
     }
 
+    #[test]
+    fn default_ports_are_normalised_on_both_sides() {
+        let policy = OriginPolicy::new(&[
+            "https://example.org:443".to_string(),
+            "http://example.net:80".to_string(),
+            "https://example.com".to_string(),
+        ])
+        .expect("a valid policy");
+        for (text, allowed) in [
+            ("https://example.org", true),
+            ("https://example.org:443", true),
+            ("http://example.org", false),
+            ("https://example.org:8443", false),
+            ("http://example.net", true),
+            ("http://example.net:80", true),
+            ("https://example.net", false),
+            ("https://example.com:443", true),
+            ("https://example.com:80", false),
+        ] {
+            let origin = Origin::parse(text).expect("an origin");
+            assert_eq!(policy.allows(&origin), allowed, "{text}");
+        }
+        assert_eq!(
+            Origin::parse("https://example.org:443")
+                .expect("an origin")
+                .serialize(),
+            "https://example.org",
+            "sent back as browsers send it"
+        );
+        assert_eq!(
+            Origin::parse("http://example.org:443")
+                .expect("an origin")
+                .serialize(),
+            "http://example.org:443"
+        );
+    }
+
+    #[test]
+    fn an_ip_literal_origin_equal_to_host_is_own_origin_but_never_a_dns_name() {
+        let own = |origin: &str, host: &str| {
+            is_own_origin(&Origin::parse(origin).expect("an origin"), Some(host))
+        };
+        assert!(own("http://192.0.2.7:2000", "192.0.2.7:2000"));
+        assert!(own("http://10.0.0.5", "10.0.0.5"));
+        assert!(own("http://10.0.0.5:80", "10.0.0.5"));
+        assert!(own("http://[2001:db8::1]:2000", "[2001:DB8::1]:2000"));
+        assert!(own("http://0.0.0.0:2000", "0.0.0.0:2000"));
+        // Another port is another origin.
+        assert!(!own("http://192.0.2.7:2001", "192.0.2.7:2000"));
+        assert!(!own("http://192.0.2.7", "192.0.2.7:2000"));
+        assert!(!own("https://192.0.2.7", "192.0.2.7"));
+        // Another address, or a name: never, however equal (DNS rebinding).
+        assert!(!own("http://192.0.2.8:2000", "192.0.2.7:2000"));
+        assert!(!own("http://evil.example:2000", "evil.example:2000"));
+        assert!(!own("http://myhost:2000", "myhost:2000"));
+        assert!(!own("file://", "192.0.2.7"));
+        assert!(!is_own_origin(
+            &Origin::parse("http://192.0.2.7:2000").expect("an origin"),
+            None
+        ));
+    }
+
     proptest! {
         #[test]
         fn parsing_never_panics(text in "\\PC{0,200}") {
@@ -241,7 +344,8 @@ mod tests {
         #[test]
         fn origins_round_trip(host in "[a-z]{1,10}(\\.[a-z]{1,5}){0,2}", port in proptest::option::of(1u16..)) {
             let text = match port { Some(p) => format!("https://{host}:{p}"), None => format!("https://{host}") };
-            prop_assert_eq!(Origin::parse(&text).map(|o| o.serialize()), Some(text));
+            let expected = if port == Some(443) { format!("https://{host}") } else { text.clone() };
+            prop_assert_eq!(Origin::parse(&text).map(|o| o.serialize()), Some(expected));
         }
     }
 }

@@ -71,6 +71,19 @@ fn name(segment: &str, what: &str) -> Result<String, NoRoute> {
     Ok(decoded.into_owned())
 }
 
+/// Splits a raw `<name>!<method>` segment at its first `!`, literal or as `%21` (some
+/// clients escape it), before anything is decoded: each part is then decoded exactly
+/// once, so `%2521` (an escaped `%21`) stays part of a name and never splits it.
+fn split_method(raw: &str) -> Option<(&str, &str)> {
+    let literal = raw.find('!').map(|at| (at, 1));
+    let encoded = raw.find("%21").map(|at| (at, 3));
+    let (at, len) = match (literal, encoded) {
+        (Some(a), Some(b)) => a.min(b),
+        (one, other) => one.or(other)?,
+    };
+    Some((&raw[..at], &raw[at + len..]))
+}
+
 /// Routes a request. `path` is the raw (percent-encoded) path, without the query.
 pub fn route(verb: &str, path: &str) -> Result<Route, NoRoute> {
     if verb == "OPTIONS" {
@@ -95,19 +108,15 @@ pub fn route(verb: &str, path: &str) -> Result<Route, NoRoute> {
         ("POST", [type_name]) => Ok(Route::Create(name(type_name, "type name")?)),
         ("GET" | "HEAD", [instance]) => Ok(Route::Get(name(instance, "instance name")?)),
         ("DELETE", [instance]) => Ok(Route::Delete(name(instance, "instance name")?)),
-        ("PUT", [target]) => {
-            // `!` may arrive encoded (`%21`) from clients that escape it.
-            let decoded = percent_decode_str(target).decode_utf8_lossy();
-            match decoded.split_once('!') {
-                Some((instance, method)) => Ok(Route::Call(
-                    name(instance, "instance name")?,
-                    name(method, "method name")?,
-                )),
-                None => Err(NoRoute(
-                    "a PUT needs a path of the form /<name>!<method>".into(),
-                )),
-            }
-        }
+        ("PUT", [target]) => match split_method(target) {
+            Some((instance, method)) => Ok(Route::Call(
+                name(instance, "instance name")?,
+                name(method, "method name")?,
+            )),
+            None => Err(NoRoute(
+                "a PUT needs a path of the form /<name>!<method>".into(),
+            )),
+        },
         ("GET" | "HEAD" | "POST" | "PUT" | "DELETE", _) => {
             Err(NoRoute(format!("no route for {verb} {}", printable(path))))
         }
@@ -195,6 +204,29 @@ mod tests {
         ] {
             assert!(route(verb, path).is_err(), "{verb} {path} should not route");
         }
+    }
+
+    #[test]
+    fn a_put_path_is_percent_decoded_exactly_once() {
+        // `%25` is an escaped `%`: the instance is `nope%31`, never `nope1`.
+        assert_eq!(
+            ok("PUT", "/nope%2531!execute"),
+            Route::Call("nope%31".into(), "execute".into())
+        );
+        assert_eq!(
+            ok("PUT", "/a%2521b!execute"),
+            Route::Call("a%21b".into(), "execute".into())
+        );
+        assert!(
+            route("PUT", "/nope1%2521execute").is_err(),
+            "an escaped %21 does not split"
+        );
+        assert_eq!(
+            ok("PUT", "/a%21b%21c"),
+            Route::Call("a".into(), "b!c".into())
+        );
+        assert_eq!(ok("PUT", "/a!b%21c"), Route::Call("a".into(), "b!c".into()));
+        assert_eq!(ok("GET", "/nope%2531"), Route::Get("nope%31".into()));
     }
 
     #[test]

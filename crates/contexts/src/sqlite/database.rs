@@ -273,7 +273,6 @@ fn read_inputs(inputs: Option<&Value>) -> Result<Inputs, HostError> {
                 None => match number.as_f64() {
                     Some(real) if real.fract() == 0.0 && real.abs() < 9.2e18 => {
                         // Exact: |real| < 2^63 and it has no fraction.
-                        #[allow(clippy::cast_possible_truncation)]
                         SqlValue::Integer(real as i64)
                     }
                     _ => {

@@ -293,6 +293,15 @@ fn name_arg(arg: &Value, method: &str) -> Result<String, HostError> {
         .ok_or_else(|| HostError::BadArgument(format!("{method} needs `name`, a non-empty string")))
 }
 
+impl Drop for SqliteContext {
+    /// Dropped without `destroy` (e.g. by an embedding program): the thread must not
+    /// go on running a query nobody waits for. Closing the queue then ends it.
+    fn drop(&mut self) {
+        self.destroyed.store(true, Ordering::SeqCst);
+        self.control.interrupt();
+    }
+}
+
 impl Instance for SqliteContext {
     fn call<'a>(&'a self, method: &'a str, arg: Value) -> BoxFuture<'a, Result<Value, HostError>> {
         Box::pin(async move {

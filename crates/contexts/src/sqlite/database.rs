@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use stencila_host::HostError;
 
 /// Where the database lives, as the options chose it.
@@ -78,13 +78,17 @@ impl Control {
         }
     }
 
-    fn begin(&self, call: u64) {
+    /// Marks `call` as running; `false` when its deadline passed while it waited in
+    /// the queue. Checked under the lock that [`Control::time_out`] takes, so a
+    /// timeout either finds the call running or the call finds its deadline passed.
+    pub(crate) fn begin(&self, call: u64, deadline: Option<Instant>) -> bool {
         let mut running = self.lock();
         running.call = Some(call);
         running.stop = None;
+        deadline.is_none_or(|deadline| Instant::now() < deadline)
     }
 
-    fn end(&self) {
+    pub(crate) fn end(&self) {
         let mut running = self.lock();
         running.call = None;
         running.stop = None;
@@ -352,19 +356,6 @@ impl Database {
         Ok(())
     }
 
-    /// Runs `f` as call `call`, so `interrupt` and timeouts can reach it.
-    pub(crate) fn run<T>(
-        &mut self,
-        control: &Control,
-        call: u64,
-        f: impl FnOnce(&mut Self, &Control) -> T,
-    ) -> T {
-        control.begin(call);
-        let result = f(self, control);
-        control.end();
-        result
-    }
-
     /// `execute {code, inputs?}`: the value of the last statement that returns rows.
     pub(crate) fn execute(
         &mut self,
@@ -605,6 +596,14 @@ fn internal(control: &Control, error: &rusqlite::Error) -> HostError {
 fn stop_message(control: &Control, error: &rusqlite::Error) -> Option<String> {
     (error.sqlite_error_code() == Some(ErrorCode::OperationInterrupted))
         .then(|| stop_text(control.stopped().unwrap_or(Stop::Interrupt)))
+}
+
+/// The message of a call whose time ran out while it waited behind another.
+pub(crate) fn expired_text(limit: Duration) -> String {
+    format!(
+        "TimeoutError: execution exceeded {} s while waiting behind another call, so it did not run",
+        limit.as_secs_f64()
+    )
 }
 
 fn stop_text(stop: Stop) -> String {

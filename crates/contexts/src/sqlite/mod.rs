@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use stencila_host::{BoxFuture, HostError, Instance, InstanceType};
 use tokio::sync::oneshot;
 
@@ -113,10 +113,12 @@ enum Job {
     Restart,
 }
 
-/// A job with its call id and where its answer goes.
+/// A job with its call id, its time limit and where its answer goes.
 struct Envelope {
     job: Job,
     call: u64,
+    /// When the caller's time runs out, and the limit it was given.
+    deadline: Option<(Instant, Duration)>,
     reply: oneshot::Sender<Result<Value, HostError>>,
 }
 
@@ -188,18 +190,24 @@ impl SqliteContext {
         }
         let call = self.next_call.fetch_add(1, Ordering::SeqCst);
         let (reply, mut answer) = oneshot::channel();
+        let deadline = timeout.and_then(|limit| Some((Instant::now().checked_add(limit)?, limit)));
         {
             let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
             let sender = jobs.as_ref().ok_or_else(gone)?;
-            sender
-                .send(Envelope { job, call, reply })
-                .map_err(|_| gone())?;
+            let envelope = Envelope {
+                job,
+                call,
+                deadline,
+                reply,
+            };
+            sender.send(envelope).map_err(|_| gone())?;
         }
         let lost = |_| HostError::Internal("the SQLite thread ended during the call".into());
         let Some(limit) = timeout else {
             return answer.await.map_err(lost)?;
         };
-        // The limit counts from now, queue time included, as for the Python context.
+        // The limit counts from now, queue time included, as for the Python context: a
+        // call still queued when it passes is answered without running (see `serve`).
         match tokio::time::timeout(limit, &mut answer).await {
             Ok(result) => result.map_err(lost)?,
             Err(_) => {
@@ -252,18 +260,36 @@ fn serve(
     jobs: &mpsc::Receiver<Envelope>,
     destroyed: &AtomicBool,
 ) {
-    while let Ok(Envelope { job, call, reply }) = jobs.recv() {
+    while let Ok(envelope) = jobs.recv() {
+        let Envelope {
+            job,
+            call,
+            deadline,
+            reply,
+        } = envelope;
         if destroyed.load(Ordering::SeqCst) {
             let _ = reply.send(Err(gone()));
             continue;
         }
-        let result = database.run(control, call, |database, control| match job {
-            Job::Execute { code, inputs } => database.execute(control, &code, inputs.as_ref()),
-            Job::List => database.list(control),
-            Job::Get { name } => database.get(control, &name),
-            Job::Set { name, value } => database.set(control, &name, &value),
-            Job::Restart => database.restart(control).map(|()| Value::Null),
-        });
+        let result = if control.begin(call, deadline.map(|(at, _)| at)) {
+            match job {
+                Job::Execute { code, inputs } => database.execute(control, &code, inputs.as_ref()),
+                Job::List => database.list(control),
+                Job::Get { name } => database.get(control, &name),
+                Job::Set { name, value } => database.set(control, &name, &value),
+                Job::Restart => database.restart(control).map(|()| Value::Null),
+            }
+        } else {
+            let message =
+                database::expired_text(deadline.map(|(_, limit)| limit).unwrap_or_default());
+            match job {
+                Job::Execute { .. } => {
+                    Ok(json!({"messages": [{"type": "error", "message": message}], "value": null}))
+                }
+                _ => Err(HostError::Internal(message)),
+            }
+        };
+        control.end();
         // The caller may have gone (its connection dropped); nothing to tell then.
         let _ = reply.send(result);
     }

@@ -389,3 +389,43 @@ fn a_path_that_cannot_be_opened_says_why() {
     assert_eq!(database::io_reason(&permission), "permission denied");
     std::fs::remove_dir_all(&dir).expect("cleaned up");
 }
+
+#[tokio::test]
+async fn a_call_whose_time_runs_out_in_the_queue_does_not_run_later() {
+    let context = Arc::new(memory().await);
+    let long = {
+        let context = context.clone();
+        tokio::spawn(async move { context.call("execute", json!(LONG_QUERY)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued = {
+        let context = context.clone();
+        tokio::spawn(async move {
+            context
+                .call(
+                    "execute",
+                    json!({"code": "CREATE TABLE queued (a)", "timeout": 0.2}),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    context
+        .call("interrupt", json!({}))
+        .await
+        .expect("interrupt");
+    let long = long.await.expect("the task").expect("a result");
+    assert_eq!(
+        long["messages"][0]["message"],
+        json!("Interrupted: the query was interrupted")
+    );
+    let queued = queued.await.expect("the task").expect("a result");
+    assert_eq!(
+        queued["messages"][0]["message"],
+        json!("TimeoutError: execution exceeded 0.2 s while waiting behind another call, so it did not run")
+    );
+    assert_eq!(
+        context.call("list", json!({})).await.expect("a list"),
+        json!([])
+    );
+}

@@ -351,6 +351,13 @@ fn a_db_file_persists_across_restart_and_contexts_and_a_dir_finds_it() {
         &first,
         json!("CREATE TABLE kept (a); INSERT INTO kept VALUES (1); CREATE TEMP TABLE gone (a)"),
     );
+    let state = s
+        .host
+        .request("GET", &format!("/{first}"))
+        .cookie(&s.token)
+        .send()
+        .json();
+    assert_eq!(state["database"], json!(file), "{state}");
     assert_eq!(s.call(&first, "restart", json!({})), Value::Null);
     let listed = s.call(&first, "list", json!({}));
     assert_eq!(

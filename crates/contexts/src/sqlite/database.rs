@@ -118,6 +118,8 @@ pub(crate) fn open(location: &Location) -> Result<Connection, HostError> {
     let bad = |why: &str| HostError::BadArgument(format!("cannot open database '{shown}': {why}"));
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_dir() => return Err(bad("it is a directory")),
+        // A FIFO or device could block the open forever.
+        Ok(metadata) if !metadata.is_file() => return Err(bad("it is not a regular file")),
         Ok(_) => {
             if let Err(error) = std::fs::File::open(path) {
                 return Err(bad(&io_reason(&error)));
@@ -282,7 +284,7 @@ fn read_inputs(inputs: Option<&Value>) -> Result<Inputs, HostError> {
                     _ => {
                         return Err(bad_input(
                             name,
-                            "an integer beyond 64 bits cannot go into SQLite",
+                            "an integer must be a whole number within 64 bits",
                         ))
                     }
                 },

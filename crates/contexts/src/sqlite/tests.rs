@@ -385,6 +385,7 @@ fn a_path_that_cannot_be_opened_says_why() {
     assert!(why(text.clone()).ends_with("it is not a SQLite database"));
     assert!(why(dir.clone()).ends_with("it is a directory"));
     assert!(why(dir.join("no/such/dir/x.db")).ends_with("its directory does not exist"));
+    assert!(why(PathBuf::from("/dev/null")).ends_with("it is not a regular file"));
     let permission = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
     assert_eq!(database::io_reason(&permission), "permission denied");
     std::fs::remove_dir_all(&dir).expect("cleaned up");

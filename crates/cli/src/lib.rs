@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 use stencila_auth::Auth;
-use stencila_contexts::{PythonConfig, PythonContextType};
+use stencila_contexts::{PythonConfig, PythonContextType, SqliteConfig, SqliteContextType};
 use stencila_host::Host;
 
 /// How many ports are tried, 10 apart, when the one asked for is taken.
@@ -58,6 +58,9 @@ fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
         pool_size: config.pool_size,
     }));
     host.register(python.clone());
+    host.register(Arc::new(SqliteContextType::new(SqliteConfig {
+        execute_timeout: config.execute_timeout,
+    })));
     (host, python)
 }
 

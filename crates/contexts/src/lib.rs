@@ -1,5 +1,6 @@
 //! The execution contexts a Stencila host offers. `PythonContext` runs Python code
-//! in one `python3` worker process per instance.
+//! in one `python3` worker process per instance; `SqliteContext` runs SQL on an
+//! embedded SQLite database, one thread per instance.
 //!
 //! The [`worker`] module is the language-neutral process layer (spawning, framing,
 //! request ids, interrupts, timeouts, crash detection, reaping); a context type is
@@ -23,6 +24,8 @@
 pub mod legacy;
 mod pool;
 mod python;
+mod sqlite;
 pub mod worker;
 
 pub use python::{resolve_interpreter, PythonConfig, PythonContext, PythonContextType};
+pub use sqlite::{SqliteConfig, SqliteContext, SqliteContextType, Table, TableColumn, TableError};

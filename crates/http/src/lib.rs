@@ -581,6 +581,7 @@ mod tests {
             static_root: None,
             max_body: DEFAULT_MAX_BODY,
             throttle: throttle::Throttle::default(),
+            cookie_same_site: CookieSameSite::default(),
         })
     }
 

@@ -479,3 +479,52 @@ fn calls_on_one_context_run_in_order_while_others_run_in_parallel() {
     let queued = queued.join().expect("the queued execute returns");
     assert_eq!(columns(&queued)[0]["values"], json!([3]));
 }
+
+/// PROTOCOL.md section 13 on SQL: the 2018 clients' calls work on a SqliteContext,
+/// with parameters as inputs and `name = SELECT` as the output.
+#[test]
+fn the_2018_client_methods_work_on_sql() {
+    let session = Session::new(&[]);
+    let name = session.create(&json!({}));
+    session.execute(
+        &name,
+        json!({"code": "CREATE TABLE data (a INTEGER); INSERT INTO data VALUES (1), (5), (9)"}),
+    );
+
+    let analysis = session.call(
+        &name,
+        "analyseCode",
+        json!({"code": "big = SELECT a FROM data WHERE a > $low AND a < :high AND a != ':quoted'"}),
+    );
+    assert_eq!(analysis["inputs"], json!(["low", "high"]), "{analysis}");
+    assert_eq!(analysis["output"], json!("big"), "{analysis}");
+
+    // A Desktop-0.28 cell: inputs set as parameters, the output read back by name.
+    let cell = session.call(
+        &name,
+        "execute",
+        json!({
+            "type": "cell",
+            "source": {"type": "text", "data": "big = SELECT a FROM data WHERE a > $low"},
+            "inputs": [{"name": "low", "value": {"type": "integer", "data": 2}}],
+        }),
+    );
+    assert_eq!(cell["outputs"][0]["name"], json!("big"), "{cell}");
+    assert_eq!(
+        cell["outputs"][0]["value"]["data"]["columns"][0]["values"],
+        json!([5, 9]),
+        "{cell}"
+    );
+
+    // exprOnly with a statement runs nothing and says why.
+    let refused = session.call(
+        &name,
+        "executeCode",
+        json!({"code": "DROP TABLE data", "exprOnly": true}),
+    );
+    assert_eq!(refused["messages"][0]["type"], json!("error"), "{refused}");
+    let still = session.execute(&name, json!({"code": "SELECT count(*) AS n FROM data"}));
+    assert_eq!(columns(&still)[0]["values"], json!([3]), "{still}");
+
+    assert_eq!(session.call(&name, "getLibraries", json!({})), json!({}));
+}

@@ -12,6 +12,7 @@
 //! Python context), REAL `number`, TEXT `string`, NULL `null`, BLOB packed `bytes`.
 
 mod database;
+mod legacy;
 mod split;
 mod table;
 
@@ -333,6 +334,9 @@ impl Instance for SqliteContext {
         Box::pin(async move {
             let timeout = self.config.execute_timeout;
             match method {
+                _ if crate::legacy::handles(method, &arg) => {
+                    crate::legacy::call(self, method, arg).await
+                }
                 "execute" => self.execute(arg).await,
                 "list" => self.send(Job::List, timeout).await,
                 "get" => {

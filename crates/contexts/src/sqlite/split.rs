@@ -132,6 +132,34 @@ pub(crate) fn statements(code: &str) -> Vec<Piece<'_>> {
     pieces
 }
 
+/// The named parameters of `code` (`:x`, `@x`, `$x`, as SQLite binds them) outside
+/// strings, quoted names and comments: the names without their prefix, in first-use
+/// order, each once. What the dependency analysis reports as a query's inputs.
+pub(crate) fn parameters(code: &str) -> Vec<String> {
+    let bytes = code.as_bytes();
+    let mut names: Vec<String> = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (_, end) = token(bytes, at);
+        if !matches!(bytes[at], b':' | b'@' | b'$') {
+            at = end;
+            continue;
+        }
+        let start = at + 1;
+        let stop = bytes[start..]
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80))
+            .map_or(bytes.len(), |p| start + p);
+        // Both ends sit on ASCII bytes (or the end), so the slice is whole characters.
+        let name = &code[start..stop];
+        if !name.is_empty() && !names.iter().any(|known| known == name) {
+            names.push(name.to_string());
+        }
+        at = end.max(stop);
+    }
+    names
+}
+
 /// The 2018 extension `name = SELECT ...` (also `WITH` and `VALUES`): the name and
 /// the byte offset, within the statement, where the query starts.
 pub(crate) fn assignment(piece: &Piece<'_>) -> Option<(String, usize)> {

@@ -26,6 +26,9 @@ use tokio::sync::watch;
 /// net: it is woken by every `SIGCHLD`).
 const REAP_POLL: Duration = Duration::from_secs(1);
 
+/// How often [`Process::wait`] looks for the leader's end itself.
+const WAIT_POLL: Duration = Duration::from_millis(20);
+
 /// The longest stderr line kept; the rest of the line is dropped.
 const STDERR_LINE_MAX: usize = 4096;
 
@@ -93,15 +96,24 @@ impl Process {
         self.exit.subscribe()
     }
 
-    /// How the leader ended, waiting at most `limit` for it to be reaped.
+    /// How the leader ended, waiting at most `limit` for it to be reaped. Reaps it
+    /// here too, so this works even when the reaper task is gone (its runtime shut
+    /// down, as an HTTP worker's does when the server stops).
     pub(super) async fn wait(&self, limit: Duration) -> Option<ExitReport> {
         let mut exit = self.watch_exit();
-        let waited = tokio::time::timeout(limit, exit.wait_for(Option::is_some)).await;
-        match waited {
-            Ok(Ok(report)) => report.clone(),
-            // The sender lives in `self`, so this cannot happen; say so if it does.
-            Ok(Err(_)) => Some(ExitReport::Unknown("its watcher stopped".into())),
-            Err(_) => None,
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            self.reap_if_ended();
+            if let Some(report) = self.exited() {
+                return Some(report);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let nap = (deadline - now).min(WAIT_POLL);
+            // The sender lives in `self`, so `changed` cannot fail while we wait.
+            let _ = tokio::time::timeout(nap, exit.changed()).await;
         }
     }
 

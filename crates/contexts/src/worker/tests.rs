@@ -480,6 +480,34 @@ async fn lines_before_the_ready_line_are_skipped() {
     assert_eq!(answer.outcome, Ok(json!(1)));
 }
 
+/// A worker outlives the runtime that started it only as a process to kill: killing
+/// it from another runtime still reaps it at once, and calls say it is gone.
+#[test]
+fn a_worker_is_killed_and_reaped_after_its_runtime_is_gone() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    let owner = runtime();
+    let worker = owner.block_on(start());
+    let pid = worker.pid();
+    drop(owner);
+    let other = runtime();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        other.block_on(worker.kill()),
+        ExitReport::Signal("SIGKILL".into())
+    );
+    assert!(started.elapsed() < KILL_WAIT, "{:?}", started.elapsed());
+    assert!(process_is_gone_or_not_our_zombie(pid));
+    let error = other
+        .block_on(worker.call("echo", &json!(1), None))
+        .expect_err("gone");
+    assert!(matches!(error, WorkerError::Gone(_)), "{error:?}");
+}
+
 #[test]
 fn frames_parse() {
     assert_eq!(

@@ -20,10 +20,7 @@ impl Session {
     fn start(env: &[(&str, &str)]) -> Session {
         let host = HostProcess::start_with_env(&[], env);
         let token = host.token();
-        let response = host
-            .request("POST", "/PythonContext")
-            .cookie(&token)
-            .send();
+        let response = host.request("POST", "/PythonContext").cookie(&token).send();
         assert_eq!(response.status, 200, "{}", response.text());
         assert_eq!(response.json(), json!("pythonContext1"));
         Session { host, token }
@@ -109,7 +106,9 @@ fn a_worker_that_exited_while_idle_is_replaced_and_the_code_runs() {
     );
     assert_eq!(
         messages(&result),
-        &vec![json!({"type": "warning", "message": "the Python worker was restarted after it died; variables from before are lost"})],
+        &vec![
+            json!({"type": "warning", "message": "the Python worker was restarted after it died; variables from before are lost"})
+        ],
         "{result}"
     );
     assert_ne!(s.worker_pid(), pid);

@@ -392,7 +392,9 @@ impl PythonContext {
             let worker = self.worker(session).await?;
             match worker.call(method, args, timeout).await {
                 Err(WorkerError::Gone(report)) if !retried => {
-                    log::info!("the Python worker had {report} before the call; retrying on a fresh one");
+                    log::info!(
+                        "the Python worker had {report} before the call; retrying on a fresh one"
+                    );
                     retried = true;
                     self.lose(session, Loss::Died).await;
                 }

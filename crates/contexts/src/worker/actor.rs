@@ -36,9 +36,9 @@ pub(super) struct Job {
 /// The call the worker is working on.
 struct InFlight {
     id: u64,
-    /// The request line; emptied once it is all written.
-    request: Vec<u8>,
-    /// How much of it has been written.
+    /// How many bytes its request line has.
+    request_len: usize,
+    /// How much of its request line has been written.
     written: usize,
     /// When the call times out, or, once interrupted, when its grace ends.
     deadline: Option<Instant>,
@@ -47,10 +47,12 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn start(job: Job) -> InFlight {
+    /// The call of `job`, started now; its request line goes to `outgoing`.
+    fn start(job: Job, outgoing: &mut Vec<u8>) -> InFlight {
+        *outgoing = job.request;
         InFlight {
             id: job.id,
-            request: job.request,
+            request_len: outgoing.len(),
             written: 0,
             // A timeout too large for the clock is no timeout.
             deadline: job
@@ -102,12 +104,15 @@ pub(super) async fn run(process: Arc<Process>, pipes: Pipes) {
     let max_line = lines.max();
     let mut exit = process.watch_exit();
     let mut current: Option<InFlight> = None;
+    // The request line being written, and how much of it is written. Kept apart from
+    // the call: a line once begun is always finished, whatever happens to its call,
+    // or the request stream would be out of step.
+    let mut outgoing: Vec<u8> = Vec::new();
+    let mut sent = 0;
     let stop = loop {
-        let unwritten: &[u8] = current
-            .as_ref()
-            .and_then(|call| call.request.get(call.written..))
-            .unwrap_or_default();
+        let unwritten: &[u8] = outgoing.get(sent..).unwrap_or_default();
         let writing = !unwritten.is_empty();
+        let idle = current.is_none() && !writing;
         let deadline = current.as_ref().and_then(|call| call.deadline);
         tokio::select! {
             // Replies first: one already in the pipe wins over a deadline or an exit.
@@ -131,7 +136,7 @@ pub(super) async fn run(process: Arc<Process>, pipes: Pipes) {
                 Err(LineError::TooLong) => match current.take() {
                     // Only the call in flight can be answered, and only once its
                     // request is all written: so this line is its reply.
-                    Some(call) if !writing => call.answer(Err(WorkerError::ReplyTooLarge { limit: max_line })),
+                    Some(call) if call.written == call.request_len => call.answer(Err(WorkerError::ReplyTooLarge { limit: max_line })),
                     other => {
                         current = other;
                         log::warn!("worker {pid} sent a line over {} bytes that answers no call; skipped", max_line);
@@ -142,12 +147,14 @@ pub(super) async fn run(process: Arc<Process>, pipes: Pipes) {
             written = stdin.write(unwritten), if writing => match written {
                 Ok(0) => break Stop::WriteFailed(io::ErrorKind::WriteZero.into()),
                 Ok(count) => {
+                    sent += count;
+                    if sent >= outgoing.len() {
+                        // A large request needs no lasting buffer.
+                        outgoing = Vec::new();
+                        sent = 0;
+                    }
                     if let Some(call) = current.as_mut() {
                         call.written += count;
-                        if call.written >= call.request.len() {
-                            // A large request needs no lasting buffer.
-                            call.request = Vec::new();
-                        }
                     }
                 }
                 Err(error) => break Stop::WriteFailed(error),
@@ -166,8 +173,8 @@ pub(super) async fn run(process: Arc<Process>, pipes: Pipes) {
             // Something the worker started outside its group may hold the pipe open
             // after the worker ended.
             _ = exit.wait_for(Option::is_some) => break Stop::Ended,
-            job = jobs.recv(), if current.is_none() => match job {
-                Some(job) => current = Some(InFlight::start(job)),
+            job = jobs.recv(), if idle => match job {
+                Some(job) => current = Some(InFlight::start(job, &mut outgoing)),
                 None => break Stop::Released,
             },
         }
@@ -202,7 +209,7 @@ pub(super) async fn run(process: Arc<Process>, pipes: Pipes) {
             call.answer(Err(WorkerError::Gone(report.clone())));
         }
         Some(call) => call.answer(Err(error)),
-        None => log::info!("worker {pid} {report} while idle"),
+        None => log::debug!("worker {pid} {report} while idle"),
     }
     while let Some(job) = jobs.recv().await {
         let _ = job.reply.send(Err(WorkerError::Gone(report.clone())));

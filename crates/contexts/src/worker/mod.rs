@@ -93,9 +93,7 @@ pub struct WorkerLimits {
 
 impl Default for WorkerLimits {
     fn default() -> Self {
-        WorkerLimits {
-            max_line: MAX_LINE,
-        }
+        WorkerLimits { max_line: MAX_LINE }
     }
 }
 
@@ -245,9 +243,9 @@ impl Future for Pending {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.answer).poll(cx).map(|answer| {
             answer.unwrap_or_else(|_| {
-                Err(WorkerError::Ended(self.process.exited().unwrap_or_else(|| {
-                    ExitReport::Unknown("the task that owned it stopped".into())
-                })))
+                Err(WorkerError::Ended(self.process.exited().unwrap_or_else(
+                    || ExitReport::Unknown("the task that owned it stopped".into()),
+                )))
             })
         })
     }
@@ -358,10 +356,8 @@ impl Worker {
         let drain = tokio::spawn(process::drain_stderr(process.clone(), stderr));
 
         let pid = process.pid();
-        let mut lines = LineReader::new(
-            BufReader::with_capacity(64 << 10, stdout),
-            limits.max_line,
-        );
+        let mut lines =
+            LineReader::new(BufReader::with_capacity(64 << 10, stdout), limits.max_line);
         let mut exit = process.watch_exit();
         let waited = tokio::time::timeout(
             command.ready_timeout,
@@ -371,11 +367,7 @@ impl Worker {
         let failure = match waited {
             Ok(Ok(ready)) => {
                 let (sender, jobs) = mpsc::unbounded_channel();
-                let pipes = Pipes {
-                    stdin,
-                    lines,
-                    jobs,
-                };
+                let pipes = Pipes { stdin, lines, jobs };
                 tokio::spawn(actor::run(process.clone(), pipes));
                 return Ok(Worker {
                     ready,
@@ -448,9 +440,9 @@ impl Worker {
         };
         if let Err(mpsc::error::SendError(job)) = self.jobs.send(job) {
             // The owning task stopped (its runtime shut down): the worker is gone.
-            let report = self.exited().unwrap_or_else(|| {
-                ExitReport::Unknown("the task that owned it stopped".into())
-            });
+            let report = self
+                .exited()
+                .unwrap_or_else(|| ExitReport::Unknown("the task that owned it stopped".into()));
             let _ = job.reply.send(Err(WorkerError::Gone(report)));
         }
         Ok(Pending {

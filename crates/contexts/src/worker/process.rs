@@ -78,7 +78,6 @@ impl Process {
         self.pid
     }
 
-
     /// Sends `signal` to the whole group; false when the leader has been reaped (so
     /// the group id may belong to someone else now) or the signal failed.
     pub(super) fn signal_group(&self, signal: Signal) -> bool {

@@ -315,7 +315,9 @@ async fn submitted_calls_run_in_order_and_are_awaited_separately() {
     let first = worker
         .submit("sleep", &json!(0.2), None)
         .expect("submitted");
-    let dropped = worker.submit("echo", &json!("dropped"), None).expect("submitted");
+    let dropped = worker
+        .submit("echo", &json!("dropped"), None)
+        .expect("submitted");
     let third = worker.submit("echo", &json!(3), None).expect("submitted");
     assert!(first.id() < dropped.id() && dropped.id() < third.id());
     drop(dropped);

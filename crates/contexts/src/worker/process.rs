@@ -211,7 +211,10 @@ pub(super) async fn reap(process: std::sync::Arc<Process>, mut sigchld: Option<S
         }
         match &mut sigchld {
             Some(stream) => {
-                let _ = tokio::time::timeout(REAP_POLL, stream.recv()).await;
+                if let Ok(None) = tokio::time::timeout(REAP_POLL, stream.recv()).await {
+                    // The signal driver is gone: poll from now on.
+                    sigchld = None;
+                }
             }
             None => tokio::time::sleep(REAP_POLL).await,
         }

@@ -1,14 +1,15 @@
 //! Regression tests for the worker findings of the correctness review (issue 14) that
-//! a user can see over HTTP: an abandoned `execute` keeps its timeout (14), a worker
-//! that died while idle is replaced and the next code runs (18), and a banner printed
-//! before the worker's ready line does not stop contexts from starting (22).
+//! a user can see over HTTP: an abandoned `execute` keeps its timeout and cannot
+//! deadlock the next one (14), a worker that died while idle is replaced and the next
+//! code runs (18), and a banner printed before the worker's ready line does not stop
+//! contexts from starting (22).
 
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use stencila_tests::{alive, eventually, HostProcess};
+use stencila_tests::{eventually, gone, HostProcess};
 
 /// A host with a token and one `PythonContext`, `pythonContext1`.
 struct Session {
@@ -53,6 +54,28 @@ fn messages(result: &Value) -> &Vec<Value> {
     result["messages"].as_array().expect("messages")
 }
 
+/// Sends `execute` with `arg`, lets it start, then hangs up without reading the
+/// answer: with a reset, as a closed browser tab or a killed client leaves it, which
+/// makes the server drop the call's future.
+fn abandon(s: &Session, arg: &Value) {
+    let body = arg.to_string();
+    let request = format!(
+        "PUT /pythonContext1!execute HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: token={token}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}",
+        port = s.host.port,
+        token = s.token,
+        length = body.len(),
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", s.host.port)).expect("a connection");
+    stream
+        .write_all(request.as_bytes())
+        .expect("the request is sent");
+    std::thread::sleep(Duration::from_millis(500));
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
+    drop(stream);
+}
+
 /// Finding 14: a client that hangs up does not take the call's timeout with it. The
 /// abandoned `execute` would sleep for 10 minutes; its 1 s timeout still interrupts
 /// it, so the next `execute` is answered in seconds (before the fix it waited for
@@ -60,21 +83,10 @@ fn messages(result: &Value) -> &Vec<Value> {
 #[test]
 fn an_abandoned_execute_keeps_its_timeout() {
     let s = Session::start(&[]);
-    let body = json!({"code": "import time; time.sleep(600)", "timeout": 1}).to_string();
-    let request = format!(
-        "PUT /pythonContext1!execute HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: token={token}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}",
-        port = s.host.port,
-        token = s.token,
-        length = body.len(),
+    abandon(
+        &s,
+        &json!({"code": "import time; time.sleep(600)", "timeout": 1}),
     );
-    let mut abandoned = TcpStream::connect(("127.0.0.1", s.host.port)).expect("a connection");
-    abandoned
-        .write_all(request.as_bytes())
-        .expect("the request is sent");
-    // Let the code start, then hang up without reading the answer.
-    std::thread::sleep(Duration::from_millis(500));
-    drop(abandoned);
-
     let started = Instant::now();
     let result = s.execute("6*7");
     assert_eq!(result["value"], json!({"type": "integer", "data": 42}));
@@ -82,6 +94,26 @@ fn an_abandoned_execute_keeps_its_timeout() {
         started.elapsed() < Duration::from_secs(45),
         "the next execute waited {:?}",
         started.elapsed()
+    );
+}
+
+/// Finding 14: an abandoned `execute` whose large value is on its way, then an
+/// `execute` with large code. Before the fix the host wrote the whole request before
+/// reading, while the worker wrote its whole stale reply before reading: both
+/// blocked for good.
+#[test]
+fn an_abandoned_large_reply_never_blocks_a_large_request() {
+    let s = Session::start(&[]);
+    abandon(
+        &s,
+        &json!({"code": "import time; time.sleep(1); 'x' * (32 << 20)"}),
+    );
+    let size = 2 << 20;
+    let code = format!("s = '{}'\nlen(s)", "a".repeat(size));
+    let result = s.execute(&code);
+    assert_eq!(
+        result,
+        json!({"messages": [], "value": {"type": "integer", "data": size}})
     );
 }
 
@@ -95,8 +127,8 @@ fn a_worker_that_exited_while_idle_is_replaced_and_the_code_runs() {
     let result = s.execute("import os, threading; threading.Timer(0.3, os._exit, [9]).start()");
     assert_eq!(messages(&result), &Vec::<Value>::new(), "{result}");
     assert!(
-        eventually(Duration::from_secs(20), || !alive(pid)),
-        "worker {pid} did not exit"
+        eventually(Duration::from_secs(20), || gone(pid)),
+        "worker {pid} did not exit, or was not reaped"
     );
     let result = s.execute("6*7");
     assert_eq!(
@@ -126,8 +158,8 @@ fn a_worker_killed_while_idle_is_replaced_and_the_code_runs() {
         .expect("kill runs");
     assert!(status.success());
     assert!(
-        eventually(Duration::from_secs(20), || !alive(pid)),
-        "worker {pid} lingers"
+        eventually(Duration::from_secs(20), || gone(pid)),
+        "worker {pid} lingers, or was not reaped"
     );
     let result = s.execute("'x' in globals()");
     assert_eq!(

@@ -1,3 +1,5 @@
+//! Tests of the worker layer against small worker scripts run by the real `python3`.
+
 use super::*;
 use nix::unistd::Pid;
 use proptest::prelude::*;

@@ -10,18 +10,19 @@
 //! the worker runs; a context type (e.g. `PythonContext`) is this layer plus a worker
 //! script.
 //!
-//! Each worker has an owning task ([`actor`]) that holds its pipes. A call is
+//! Each worker has an owning task (module `actor`) that holds its pipes. A call is
 //! [submitted](Worker::submit) to that task's queue and answered through a
 //! [`Pending`]; the task runs calls one at a time in arrival order, keeps reading
 //! replies while it writes, and enforces each call's timeout. A caller that stops
 //! waiting drops only its [`Pending`]: the call still runs to its end, or to its
 //! timeout, before the next one starts.
 //!
-//! Process hygiene ([`process`]): each worker leads its own process group, so signals
-//! reach whatever it started too, but only while the leader is not yet reaped (after
-//! that the group id may be someone else's); when the leader ends, what is left of
-//! its group is killed, then it is reaped; its stderr is drained continuously so it
-//! can never block on a full pipe; and it is killed when its [`Worker`] is dropped.
+//! Process hygiene (module `process`): each worker leads its own process group, so
+//! signals reach whatever it started too, but only while the leader is not yet reaped
+//! (after that the group id may be someone else's); when the leader ends, what is
+//! left of its group is killed, then it is reaped; its stderr is drained continuously
+//! so it can never block on a full pipe; and it is killed when its [`Worker`] is
+//! dropped.
 //!
 //! A worker's pipes and its tasks (owner, reaper, stderr drain) belong to the tokio
 //! runtime it was spawned on. Calls may come from any runtime, but that one must keep

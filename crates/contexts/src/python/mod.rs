@@ -55,8 +55,19 @@ pub struct PythonConfig {
 /// `None` when the program cannot be run or does not say.
 pub fn resolve_interpreter(program: &str) -> Option<PathBuf> {
     let output = probe(Path::new(program), "import sys; print(sys.executable)").ok()?;
-    let path = PathBuf::from(output.trim());
+    let path = PathBuf::from(last_line(&output));
     (!path.as_os_str().is_empty() && path.is_file()).then_some(path)
+}
+
+/// The last non-blank line of a probe's output: start-up hooks (a `sitecustomize`
+/// banner) may print before the probe does.
+fn last_line(output: &str) -> &str {
+    output
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("")
 }
 
 /// Runs `interpreter -c script` to completion (bounded) and returns its stdout.
@@ -176,7 +187,7 @@ fn check_interpreter(interpreter: &Path) -> Result<String, String> {
         "import sys; print('%d.%d.%d' % sys.version_info[:3])",
     )
     .map_err(|reason| unavailable(interpreter, &reason))?;
-    let version = output.trim().to_string();
+    let version = last_line(&output).to_string();
     let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
     let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
         return Err(unavailable(
@@ -340,14 +351,21 @@ impl PythonContext {
         })
     }
 
-    /// The session's worker, starting a fresh one if the last was lost.
+    /// The session's worker, starting a fresh one if the last was lost or has ended
+    /// since the last call (killed while idle, say by the OOM killer).
     async fn worker(&self, session: &mut Session) -> Result<Arc<Worker>, HostError> {
         let gone = || HostError::Unavailable("this PythonContext has been destroyed".into());
         if self.destroyed.load(Ordering::SeqCst) {
             return Err(gone());
         }
         if let Some(worker) = &session.worker {
-            return Ok(worker.clone());
+            match worker.exited() {
+                None => return Ok(worker.clone()),
+                Some(report) => {
+                    log::info!("the Python worker {report} while idle; starting a fresh one");
+                    self.lose(session, Loss::Died).await;
+                }
+            }
         }
         let worker = Arc::new(self.spawner.spawn().await?);
         *lock(&self.current) = Some(worker.clone());
@@ -359,6 +377,32 @@ impl PythonContext {
         }
         session.worker = Some(worker.clone());
         Ok(worker)
+    }
+
+    /// Calls `method` on the session's worker. A worker found gone before the call
+    /// reached it (it died while idle) is replaced and the call made once more, so
+    /// the call runs; the loss is left in `session.lost` for the next warning.
+    async fn call_worker(
+        &self,
+        session: &mut Session,
+        method: &str,
+        args: &Value,
+        timeout: Option<Duration>,
+    ) -> Result<Result<Answer, WorkerError>, HostError> {
+        let mut retried = false;
+        loop {
+            let worker = self.worker(session).await?;
+            match worker.call(method, args, timeout).await {
+                Err(WorkerError::Gone(report)) if !retried => {
+                    log::info!(
+                        "the Python worker had {report} before the call; retrying on a fresh one"
+                    );
+                    retried = true;
+                    self.lose(session, Loss::Died).await;
+                }
+                answer => return Ok(answer),
+            }
+        }
     }
 
     /// Forgets a worker that failed, making sure it is gone and reaped.
@@ -390,10 +434,13 @@ impl PythonContext {
         };
         let timeout = timeout.or(self.spawner.config.execute_timeout);
         let mut session = self.session.lock().await;
-        let worker = self.worker(&mut session).await?;
-        // An earlier loss is reported by the first `execute` on the fresh worker.
+        let answer = self
+            .call_worker(&mut session, "execute", &args, timeout)
+            .await?;
+        // An earlier loss (or one found by this call before its code ran) is reported
+        // by the first `execute` that runs on the fresh worker.
         let earlier = session.lost.take();
-        let mut result = match worker.call("execute", &args, timeout).await {
+        let mut result = match answer {
             Ok(Answer {
                 outcome: Ok(mut result),
                 interrupted_on_timeout,
@@ -412,6 +459,9 @@ impl PythonContext {
                 session.lost = earlier;
                 return Err(reply_error(error));
             }
+            Err(error @ WorkerError::ReplyTooLarge { .. }) => error_result(format!(
+                "the Python worker could not return the result: {error}; its variables are kept"
+            )),
             Err(WorkerError::Unresponsive { .. }) => {
                 self.lose(&mut session, Loss::KilledOnTimeout).await;
                 let limit = timeout.map(seconds).unwrap_or_default();
@@ -435,12 +485,17 @@ impl PythonContext {
     /// `list`, `get` and `set`: a call whose result is the worker's result.
     async fn plain(&self, method: &str, args: Value) -> Result<Value, HostError> {
         let mut session = self.session.lock().await;
-        let worker = self.worker(&mut session).await?;
         // Packing a value can run user code (`__repr__`), so these calls get the
         // host's execute timeout too.
         let timeout = self.spawner.config.execute_timeout;
-        match worker.call(method, &args, timeout).await {
+        match self
+            .call_worker(&mut session, method, &args, timeout)
+            .await?
+        {
             Ok(Answer { outcome, .. }) => outcome.map_err(reply_error),
+            Err(error @ WorkerError::ReplyTooLarge { .. }) => Err(HostError::Internal(format!(
+                "the Python worker could not return the result of {method}: {error}; its variables are kept"
+            ))),
             Err(WorkerError::Unresponsive { .. }) => {
                 self.lose(&mut session, Loss::KilledOnTimeout).await;
                 Err(HostError::Internal(format!(

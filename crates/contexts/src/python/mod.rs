@@ -11,9 +11,7 @@
 //! anything without a JSON form become their `repr` inside arrays and objects.
 
 use crate::pool::WorkerPool;
-use crate::worker::{
-    Answer, ExitReport, ReplyError, Worker, WorkerCommand, WorkerError, MAX_LINE,
-};
+use crate::worker::{Answer, ExitReport, ReplyError, Worker, WorkerCommand, WorkerError, MAX_LINE};
 use serde_json::{json, Map, Value};
 use std::ffi::OsString;
 use std::fs::File;
@@ -64,7 +62,8 @@ pub fn resolve_interpreter(program: &str) -> Option<PathBuf> {
 /// Runs `interpreter -c script` to completion (bounded) and returns its stdout.
 fn probe(interpreter: &Path, script: &str) -> Result<String, String> {
     let mut child = Command::new(interpreter)
-        .args(["-c", script])
+        // -S: a sitecustomize that prints must not garble the answer.
+        .args(["-S", "-c", script])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -299,6 +299,16 @@ class NoStdin(io.TextIOBase):
 CAPTURE_LOCK = threading.Lock()
 FD_KEPT = {"stdout": bytearray(), "stderr": bytearray()}
 FD_DROPPED = {"stdout": 0, "stderr": 0}
+
+
+def fresh_capture_lock():
+    # A fork in user code may copy the lock held by the drain thread, which does not
+    # exist in the child: the child's collection would wait for it forever.
+    global CAPTURE_LOCK
+    CAPTURE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=fresh_capture_lock)
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 

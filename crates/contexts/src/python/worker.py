@@ -513,12 +513,16 @@ def charge(size):
         raise TooBig()
 
 
-def too_big_text(value, size):
-    return "the value (a %s) is too big to send: its JSON form is %s bytes, over the limit of %d bytes for a reply" % (
-        type_name(value),
-        size,
-        MAX_REPLY,
-    )
+def too_big_text(value, size=None):
+    """The error for a value too big to send: what it is, its size where known, the limit."""
+    what = "a " + type_name(value)
+    if type(value) in (str, bytes, bytearray, list, tuple, dict, set, frozenset):
+        what += " of %d %s" % (len(value), "characters" if type(value) is str else "items")
+    if size is None:
+        form = "its JSON form is longer than the limit of %d bytes for a reply" % MAX_REPLY
+    else:
+        form = "its JSON form is %d bytes, over the limit of %d bytes for a reply" % (size, MAX_REPLY)
+    return "the value (%s) is too big to send: %s" % (what, form)
 
 
 def int_text(value):
@@ -666,7 +670,7 @@ def pack_or_error(value):
     except KeyboardInterrupt:
         return {"type": type_name(value), "data": None, "error": INTERRUPTED_PACKING}
     except TooBig:
-        return {"type": type_name(value), "data": None, "error": too_big_text(value, "more than %d" % MAX_REPLY)}
+        return {"type": type_name(value), "data": None, "error": too_big_text(value)}
 
 
 INTERRUPTED_PACKING = "KeyboardInterrupt: interrupted while converting the value"
@@ -989,7 +993,7 @@ def do_execute(args):
                 packed = pack(value)
             except TooBig:
                 packed = None
-                failure = {"type": "error", "message": too_big_text(value, "more than %d" % MAX_REPLY)}
+                failure = {"type": "error", "message": too_big_text(value)}
     except KeyboardInterrupt:
         packed = None
         failure = {"type": "error", "message": "KeyboardInterrupt: the call was interrupted"}

@@ -11,20 +11,22 @@
 //! anything without a JSON form become their `repr` inside arrays and objects.
 
 use crate::pool::WorkerPool;
-use crate::worker::{Answer, ExitReport, ReplyError, Worker, WorkerCommand, WorkerError};
+use crate::worker::{Answer, ExitReport, ReplyError, Worker, WorkerCommand, WorkerError, MAX_LINE};
 use serde_json::{json, Map, Value};
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use stencila_host::{BoxFuture, HostError, Instance, InstanceType};
 
 mod legacy;
 
-/// The worker script, run with `python3 -u -c`.
+/// The worker script, run as a file (see [`script_path`]), or with `-c` where that is
+/// not possible.
 const WORKER_SCRIPT: &str = include_str!("worker.py");
 
 /// How long a new worker has to import its modules and say it is ready.
@@ -73,7 +75,8 @@ fn last_line(output: &str) -> &str {
 /// Runs `interpreter -c script` to completion (bounded) and returns its stdout.
 fn probe(interpreter: &Path, script: &str) -> Result<String, String> {
     let mut child = Command::new(interpreter)
-        .args(["-c", script])
+        // -S: a sitecustomize that prints must not garble the answer.
+        .args(["-S", "-c", script])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -151,19 +154,58 @@ impl PythonContextType {
 }
 
 /// The command that starts a worker: the embedded script, the host's pid (the worker
-/// ends when its host does) and the memory cap.
+/// ends when its host does), the memory cap and the longest reply line the host reads
+/// ([`MAX_LINE`]; the worker never sends a longer one).
+///
+/// `-S`: the worker runs `site` itself once it has taken the protocol pipes, so a
+/// `sitecustomize` or `.pth` file that prints cannot corrupt them. The script is a file
+/// rather than a `-c` argument, so `ps` shows a short command line; either way the
+/// worker imports its own modules before it puts the cwd on `sys.path` for user code.
 fn worker_command(config: &PythonConfig) -> WorkerCommand {
+    let mut args = vec![OsString::from("-u"), OsString::from("-S")];
+    match script_path() {
+        Some(path) => args.push(path.into()),
+        None => args.extend([OsString::from("-c"), OsString::from(WORKER_SCRIPT)]),
+    }
+    args.extend([
+        OsString::from(std::process::id().to_string()),
+        OsString::from(config.worker_memory.unwrap_or(0).to_string()),
+        OsString::from(MAX_LINE.to_string()),
+    ]);
     WorkerCommand {
         program: config.interpreter.clone(),
-        args: vec![
-            OsString::from("-u"),
-            OsString::from("-c"),
-            OsString::from(WORKER_SCRIPT),
-            OsString::from(std::process::id().to_string()),
-            OsString::from(config.worker_memory.unwrap_or(0).to_string()),
-        ],
+        args,
         ready_timeout: READY_TIMEOUT,
     }
+}
+
+/// The worker script as a file every worker can run: an anonymous in-memory file
+/// (memfd), written once per host and inherited by the workers (it is deliberately not
+/// close-on-exec; the worker closes its copy first thing), which name it
+/// `/proc/self/fd/N`. Nothing on disk: no directory another user could create first,
+/// nothing left behind. `None` where memfds or `/proc` are missing.
+fn script_path() -> Option<&'static Path> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, OwnedFd};
+
+    static SCRIPT: OnceLock<Option<(File, PathBuf)>> = OnceLock::new();
+    let script = SCRIPT.get_or_init(|| {
+        let mut fd = memfd_create(c"stencila-python-worker", MemFdCreateFlag::empty()).ok()?;
+        if fd.as_raw_fd() < 3 {
+            // A host started with stdio closed: fds 0-2 are the worker's pipes.
+            let above: OwnedFd = fd.try_clone().ok()?;
+            fcntl(above.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).ok()?;
+            fd = above;
+        }
+        let mut file = File::from(fd);
+        file.write_all(WORKER_SCRIPT.as_bytes()).ok()?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let readable = std::fs::read(&path).ok()? == WORKER_SCRIPT.as_bytes();
+        readable.then_some((file, path))
+    });
+    script.as_ref().map(|(_, path)| path.as_path())
 }
 
 /// The interpreter's file name, for messages: never the directories of a host path.

@@ -1,25 +1,68 @@
 """The PythonContext worker: runs code sent by a Stencila host in a persistent namespace.
 
-Started by the host as `python3 -u -c <this script> <host pid> <memory limit in bytes, 0 for none>`.
+Started by the host as `python3 -u -S <this script> <host pid> <memory limit in bytes,
+0 for none> <longest reply line in bytes>` (the script is a file, or `-c <script>`).
 It speaks one JSON object per line on private copies of the original stdin/stdout
-(see the framing in worker.rs). Before any user code runs, fd 0 is pointed at
-/dev/null and fds 1/2 at in-memory files, so nothing user code does (print, os.write,
-subprocesses, closing sys.stdout) can reach the protocol channel; what it writes is
-captured and returned as stdout/stderr messages.
+(see the framing in worker.rs), taken before `site` runs, so a sitecustomize that
+prints cannot corrupt the channel. Before any user code runs, fd 0 is pointed at
+/dev/null and fds 1/2 at pipes drained by a thread, so nothing user code does (print,
+os.write, subprocesses, closing sys.stdout) can reach the protocol channel; what it
+writes is captured, bounded, and returned as stdout/stderr messages.
 """
+
+import sys
+
+# The launcher put the script's directory (or, for `-c`, the cwd) first on sys.path:
+# the worker's own modules must never come from there (a json.py in the directory the
+# host runs in would replace the worker's json). The cwd comes back for user code once
+# the worker's imports are done (see the end of the imports).
+_SAFE_PATH = bool(getattr(sys.flags, "safe_path", False))
+if not _SAFE_PATH and sys.path:
+    del sys.path[0]
+
+import os
+
+# Private, non-inheritable copies of the protocol pipes, taken before `site` runs (the
+# host starts the worker with -S): whatever site, a .pth file or a sitecustomize prints
+# goes to stderr, never into the reply channel.
+PROTO_IN = os.dup(0)
+PROTO_OUT = os.dup(1)
+LOG_FD = os.dup(2)
+os.dup2(LOG_FD, 1)
+if sys.flags.no_site:
+    import site
+
+    site.main()
 
 import _signal
 import ast
 import binascii
+import builtins
+import fcntl
 import io
 import json
+import keyword
 import math
-import os
 import select
 import signal
-import sys
 import threading
+import time
+import traceback
+import types
 import warnings
+
+try:
+    import ctypes
+except ImportError:  # a Python built without ctypes: no parent-death signal
+    ctypes = None
+try:
+    import resource
+except ImportError:
+    resource = None
+
+# User code imports modules from the current directory, as in a REPL.
+if not _SAFE_PATH:
+    sys.path.insert(0, "")
 
 # Per stream and per execute; the rest is counted and reported as omitted.
 OUTPUT_CAP = 1 << 20
@@ -28,12 +71,22 @@ MAX_CHUNKS = 10000
 # Nesting kept when packing; deeper values become their repr. Well inside the
 # host's JSON parser's nesting limit (128), counting the reply's own levels.
 MAX_DEPTH = 64
-# The longest repr sent for a value that has no JSON form.
+# The longest repr sent for a value that has no JSON form, in bytes of UTF-8.
 REPR_CAP = 100000
+# The longest error or warning text, in bytes of UTF-8; and all warnings of one execute.
+MESSAGE_CAP = 1 << 20
+WARNINGS_CAP = 1 << 20
 # Integers beyond this lose precision as JSON numbers in most clients, so they are
 # sent as decimal strings.
 SAFE_INT = (1 << 53) - 1
 CODE_CACHE_SIZE = 256
+# Compiled code is cached by its source; the sources kept are bounded in bytes, and a
+# source longer than CODE_CACHE_ITEM is never cached.
+CODE_CACHE_BYTES = 16 << 20
+CODE_CACHE_ITEM = 1 << 20
+# The longest reply line the host accepts, in bytes without the newline (its MAX_LINE,
+# passed as the third argument); None when started without one.
+MAX_REPLY = None
 USER_FILE = "<code>"
 STDIN_MESSAGE = "stdin is not available: code in a Stencila context runs without an input stream"
 
@@ -43,8 +96,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=F
 _loads = json.loads
 _write = os.write
 _fstat = os.fstat
-_pread = os.pread
-_ftruncate = os.ftruncate
+_read = os.read
 _dup2 = os.dup2
 
 executing = False
@@ -53,6 +105,22 @@ WORKER_PID = None  # set in main(); a forked child sees another pid
 
 class ArgumentError(Exception):
     """A request whose arguments are wrong: reported to the caller, not a worker fault."""
+
+
+def utf8_size(text):
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def clip(text, limit):
+    """`text` cut to at most `limit` bytes of UTF-8, with a note of what was cut."""
+    if len(text) <= limit // 4 or (len(text) <= limit and text.isascii()):
+        return text
+    head = text[:limit]  # at most 4 * limit bytes
+    data = head.encode("utf-8", "surrogatepass")
+    if len(head) == len(text) and len(data) <= limit:
+        return text
+    kept = data[:limit].decode("utf-8", "ignore")
+    return "%s... [%d of its %d characters cut]" % (kept, len(text) - len(kept), len(text))
 
 
 def log(text):
@@ -77,6 +145,8 @@ class Output:
         self.items = []
         self.used = {"stdout": 0, "stderr": 0}
         self.omitted = {"stdout": 0, "stderr": 0}
+        self.warned = 0
+        self.warnings_omitted = 0
 
     def add(self, stream, text):
         if not text:
@@ -100,8 +170,13 @@ class Output:
         self.used[stream] += size
 
     def warning(self, message, line):
-        if len(self.items) < MAX_CHUNKS:
-            self.items.append(["warning", [message], line])
+        message = clip(message, MESSAGE_CAP)
+        size = utf8_size(message)
+        if self.warned + size > WARNINGS_CAP or len(self.items) >= MAX_CHUNKS:
+            self.warnings_omitted += 1
+            return
+        self.warned += size
+        self.items.append(["warning", [message], line])
 
     def messages(self):
         messages = []
@@ -117,6 +192,11 @@ class Output:
                     "message": "[output truncated: %d bytes of %s omitted]"
                     % (self.omitted[stream], stream),
                 })
+        if self.warnings_omitted:
+            messages.append({
+                "type": "warning",
+                "message": "[warnings truncated: %d more warnings omitted]" % self.warnings_omitted,
+            })
         self.reset()
         return messages
 
@@ -209,52 +289,110 @@ class NoStdin(io.TextIOBase):
         pass
 
 
-def capture_file(name):
-    """An anonymous file that fd-level output (os.write, subprocesses) goes to."""
+# fd-level output (os.write, subprocesses) goes to pipes, not files: a thread drains
+# them as they fill and keeps the first OUTPUT_CAP bytes of each stream per execute,
+# counting the rest. A writer never waits on the worker for long (its writes succeed and
+# what is over the cap is dropped and reported as omitted), and the memory held is the
+# cap plus the pipe's buffer whatever it writes. While user code holds the GIL in C
+# code, the drain thread cannot run, so a writer blocks once the pipe is full until the
+# GIL is released.
+CAPTURE_LOCK = threading.Lock()
+FD_KEPT = {"stdout": bytearray(), "stderr": bytearray()}
+FD_DROPPED = {"stdout": 0, "stderr": 0}
+
+
+def fresh_capture_lock():
+    # A fork in user code may copy the lock held by the drain thread, which does not
+    # exist in the child: the child's collection would wait for it forever.
+    global CAPTURE_LOCK
+    CAPTURE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=fresh_capture_lock)
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+
+
+def capture_pipe():
+    """(read end, write end, buffer size) of a pipe for fd-level output."""
+    read, write = os.pipe()
     try:
-        fd = os.memfd_create("stencila-" + name)
-    except (AttributeError, OSError):
-        import tempfile
+        fcntl.fcntl(write, F_SETPIPE_SZ, 1 << 20)
+    except OSError:
+        pass  # over the user's pipe quota: the default size works too
+    try:
+        size = fcntl.fcntl(read, F_GETPIPE_SZ)
+    except OSError:
+        size = 1 << 16
+    os.set_blocking(read, False)
+    return read, write, size
 
-        with tempfile.TemporaryFile() as handle:
-            fd = os.dup(handle.fileno())
-    import fcntl
 
-    # Appending writers never leave holes after the file is truncated.
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
-    return fd
+def keep_fd_output(name, data):
+    kept = FD_KEPT[name]
+    room = OUTPUT_CAP - len(kept)
+    if room > 0:
+        kept += data[:room]
+    FD_DROPPED[name] += max(len(data) - max(room, 0), 0)
+
+
+def read_available(fd, name, limit):
+    """Reads up to `limit` bytes that are in the pipe now; the caller holds CAPTURE_LOCK."""
+    while limit > 0:
+        try:
+            data = _read(fd, min(limit, 1 << 20))
+        except OSError:  # BlockingIOError: empty for now
+            return
+        if not data:
+            return
+        limit -= len(data)
+        keep_fd_output(name, data)
+
+
+def drain_pipes():
+    poller = select.poll()
+    names = {OUT_R: "stdout", ERR_R: "stderr"}
+    for fd in names:
+        poller.register(fd, select.POLLIN)
+    while True:
+        try:
+            events = poller.poll()
+        except Exception:
+            return
+        with CAPTURE_LOCK:
+            for fd, event in events:
+                if event & select.POLLNVAL:
+                    return  # user code closed our read end: collection still reads it
+                read_available(fd, names[fd], 1 << 22)
 
 
 def collect_fd_output():
+    """Adds what was written to fds 1/2 up to now to OUTPUT. Called with interrupts off."""
     for stream in (sys.__stdout__, sys.__stderr__):
         try:
             if stream is not None:
                 stream.flush()
         except Exception:
             pass
-    for name, fd in (("stdout", OUT_FD), ("stderr", ERR_FD)):
-        try:
-            size = _fstat(fd).st_size
-        except OSError:
-            continue
-        if not size:
-            continue
-        take = min(size, OUTPUT_CAP)
-        try:
-            data = _pread(fd, take, 0)
-            _ftruncate(fd, 0)
-        except OSError:
-            continue
-        OUTPUT.add(name, data.decode("utf-8", "replace"))
-        if size > take:
-            OUTPUT.omitted[name] += size - take
+    with CAPTURE_LOCK:
+        # Only what is in the pipe now: a writer that keeps writing cannot hold us here.
+        read_available(OUT_R, "stdout", OUT_SIZE)
+        read_available(ERR_R, "stderr", ERR_SIZE)
+        taken = [(name, bytes(FD_KEPT[name]), FD_DROPPED[name]) for name in ("stdout", "stderr")]
+        for name in ("stdout", "stderr"):
+            FD_KEPT[name] = bytearray()
+            FD_DROPPED[name] = 0
+    for name, data, dropped in taken:
+        if data:
+            OUTPUT.add(name, data.decode("utf-8", "replace"))
+        OUTPUT.omitted[name] += dropped
 
 
 def prepare_streams():
     """Undo whatever the previous execute did to the standard streams."""
     _dup2(NULL_FD, 0)
-    _dup2(OUT_FD, 1)
-    _dup2(ERR_FD, 2)
+    _dup2(OUT_W, 1)
+    _dup2(ERR_W, 2)
     sys.stdin = STDIN
     sys.stdout = STDOUT
     sys.stderr = STDERR
@@ -300,8 +438,6 @@ def watch_host(host_pid, proto_in):
         poller.register(proto_in, 0)
     except Exception:
         poller = None
-    import time
-
     while True:
         if poller is not None:
             try:
@@ -336,22 +472,24 @@ def end_all():
 # Packing values
 
 
+# Functions that may run user code (__repr__, __str__, __lt__) catch Exception, never
+# BaseException: a KeyboardInterrupt (an interrupt, or a timeout) must end the call.
+
+
 def short_repr(value):
     try:
         text = repr(value)
-    except BaseException:
+    except Exception:
         return "<%s object>" % type_name(value)
     if not isinstance(text, str):
         return "<%s object>" % type_name(value)
-    if len(text) > REPR_CAP:
-        text = text[:REPR_CAP] + "..."
-    return text
+    return clip(text, REPR_CAP)
 
 
 def type_name(value):
     try:
         return type(value).__name__
-    except BaseException:
+    except Exception:
         return "object"
 
 
@@ -360,14 +498,54 @@ def module_of(value):
     return module if isinstance(module, str) else ""
 
 
-def integer_data(value):
-    if -SAFE_INT <= value <= SAFE_INT:
-        return int(value)
+class TooBig(Exception):
+    """A value whose JSON form would not fit in a reply."""
+
+
+# The bytes a value being packed may still take, roughly (a lower bound): packing stops
+# early, before building or encoding a form that could never be sent.
+BUDGET = [0]
+
+
+def charge(size):
+    BUDGET[0] -= size
+    if BUDGET[0] < 0:
+        raise TooBig()
+
+
+def too_big_text(value, size=None):
+    """The error for a value too big to send: what it is, its size where known, the limit."""
+    what = "a " + type_name(value)
+    if type(value) in (str, bytes, bytearray, list, tuple, dict, set, frozenset):
+        what += " of %d %s" % (len(value), "characters" if type(value) is str else "items")
+    if size is None:
+        form = "its JSON form is longer than the limit of %d bytes for a reply" % MAX_REPLY
+    else:
+        form = "its JSON form is %d bytes, over the limit of %d bytes for a reply" % (size, MAX_REPLY)
+    return "the value (%s) is too big to send: %s" % (what, form)
+
+
+def int_text(value):
+    """The decimal form of an int; None beyond sys.get_int_max_str_digits()."""
     try:
         return str(int(value))
     except ValueError:
-        # Beyond sys.get_int_max_str_digits().
-        return "<an integer of %d bits>" % value.bit_length()
+        return None
+
+
+def integer_data(value):
+    if -SAFE_INT <= value <= SAFE_INT:
+        return int(value)
+    return int_text(value)
+
+
+def huge_int_text(value):
+    return "<an integer of %d bits, more digits than sys.get_int_max_str_digits() allows>" % value.bit_length()
+
+
+def is_missing(value):
+    """pandas' NA and NaT, which are null in JSON."""
+    return type_name(value) in ("NAType", "NaTType") and module_of(value).startswith("pandas")
 
 
 def base64(data):
@@ -381,7 +559,7 @@ def key_text(key):
         text = str(key)
         if isinstance(text, str):
             return text
-    except BaseException:
+    except Exception:
         pass
     return short_repr(key)
 
@@ -390,42 +568,74 @@ def sorted_if_possible(items):
     items = list(items)
     try:
         return sorted(items)
-    except BaseException:
+    except Exception:
         return items
+
+
+def object_native(value, depth, active):
+    """The JSON object for a dict; None when two keys have the same text (`{1: 'a', '1': 'b'}`)."""
+    result = {}
+    for k, v in value.items():
+        text = key_text(k)
+        charge(len(text) + 4)
+        result[text] = native(v, depth + 1, active)
+    return result if len(result) == len(value) else None
 
 
 def native(value, depth, active):
     """A JSON-native form of a value inside an array or object."""
     if value is None or value is True or value is False:
+        charge(5)
         return value
     if isinstance(value, str):
+        charge(len(value) + 3)
         return str(value)
     if isinstance(value, int):
-        return integer_data(value)
+        charge(2)
+        text = integer_data(value)
+        if text is None:
+            text = huge_int_text(value)
+        return text
     if isinstance(value, float):
+        charge(4)
         return float(value) if math.isfinite(value) else None
+    if is_missing(value):
+        charge(5)
+        return None
     if depth >= MAX_DEPTH:
-        return short_repr(value)
+        return charged(short_repr(value))
     if isinstance(value, (list, tuple, set, frozenset, dict)):
         key = id(value)
         if key in active:
             return "{...}" if isinstance(value, dict) else "[...]"
         active.add(key)
         try:
+            charge(2)
             if isinstance(value, dict):
-                return {key_text(k): native(v, depth + 1, active) for k, v in value.items()}
+                result = object_native(value, depth, active)
+                return charged(short_repr(value)) if result is None else result
             if isinstance(value, (set, frozenset)):
                 value = sorted_if_possible(value)
             return [native(item, depth + 1, active) for item in value]
         finally:
             active.discard(key)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64(value)
+        return charged(base64_of(value))
     if module_of(value) == "numpy":
         converted = numpy_native(value)
         if converted is not value:
             return native(converted, depth + 1, active)
-    return short_repr(value)
+    return charged(short_repr(value))
+
+
+def charged(text):
+    charge(len(text) + 3)
+    return text
+
+
+def base64_of(value):
+    charge(memoryview(value).nbytes * 4 // 3)
+    return base64(value)
 
 
 def numpy_native(value):
@@ -433,20 +643,37 @@ def numpy_native(value):
     try:
         if hasattr(value, "tolist") and hasattr(value, "dtype"):
             return value.tolist()
-    except BaseException:
+    except Exception:
         pass
     return value
 
 
 def pack(value):
-    """The packed form of a value: {"type": ..., "data": ...} (PROTOCOL.md section 6)."""
+    """The packed form of a value: {"type": ..., "data": ...} (PROTOCOL.md section 6).
+
+    Raises KeyboardInterrupt (falling back to repr() could run the same endless user
+    code again) and TooBig (a value whose JSON form would not fit in a reply)."""
+    BUDGET[0] = MAX_REPLY if MAX_REPLY is not None else float("inf")
     try:
         return pack_unguarded(value)
-    except KeyboardInterrupt:
-        # Falling back to repr() could run the same endless user code again.
+    except (KeyboardInterrupt, TooBig):
         raise
-    except BaseException as error:
+    except Exception as error:
+        BUDGET[0] = float("inf")  # the repr is clipped
         return {"type": type_name(value), "data": short_repr(value), "error": describe(error)}
+
+
+def pack_or_error(value):
+    """`pack`, with an interrupt or a value too big to send as an error in the packed value."""
+    try:
+        return pack(value)
+    except KeyboardInterrupt:
+        return {"type": type_name(value), "data": None, "error": INTERRUPTED_PACKING}
+    except TooBig:
+        return {"type": type_name(value), "data": None, "error": too_big_text(value)}
+
+
+INTERRUPTED_PACKING = "KeyboardInterrupt: interrupted while converting the value"
 
 
 def pack_unguarded(value):
@@ -455,17 +682,28 @@ def pack_unguarded(value):
     if isinstance(value, bool):
         return {"type": "boolean", "data": bool(value)}
     if isinstance(value, int):
-        return {"type": "integer", "data": integer_data(value)}
+        text = integer_data(value)
+        if text is None:
+            # Not an integer the receiver could read: the fallback of any other type.
+            return {"type": type_name(value), "data": huge_int_text(value)}
+        return {"type": "integer", "data": text}
     if isinstance(value, float):
         return {"type": "number", "data": float(value) if math.isfinite(value) else None}
     if isinstance(value, str):
+        charge(len(value) + 2)
         return {"type": "string", "data": str(value)}
     if isinstance(value, (list, tuple, set, frozenset)):
         return {"type": "array", "data": native(value, 0, set())}
     if isinstance(value, dict):
-        return {"type": "object", "data": native(value, 0, set())}
+        data = native(value, 0, set())
+        if isinstance(data, str):
+            # Two keys with the same text: an object would silently lose one.
+            return {"type": type_name(value), "data": data}
+        return {"type": "object", "data": data}
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"type": "bytes", "data": base64(value), "encoding": "base64"}
+        return {"type": "bytes", "data": base64_of(value), "encoding": "base64"}
+    if is_missing(value):
+        return {"type": "null", "data": None}
     module = module_of(value)
     name = type_name(value)
     if module.startswith("pandas") and name == "DataFrame":
@@ -488,7 +726,9 @@ def pack_table(frame):
         series = frame.iloc[:, index]
         kind = series.dtype.kind
         if kind in "mM":
-            values = [None if v is None else str(v) for v in series.astype(str).tolist()]
+            missing = series.isna().tolist()
+            texts = series.astype(str).tolist()
+            values = [None if gap else charged(str(text)) for gap, text in zip(missing, texts)]
             column_type = "string"
         else:
             values = [native(v, 1, set()) for v in series.tolist()]
@@ -503,6 +743,7 @@ def pack_table(frame):
 def pack_figure(figure):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
+    charge(buffer.tell() * 4 // 3)
     return {"type": "image", "src": "data:image/png;base64," + base64(buffer.getvalue())}
 
 
@@ -595,11 +836,18 @@ def unpack(packed, what):
         ):
             raise wrong('{"columns": [{"name": ..., "values": [...]}, ...]}')
         table = {c["name"]: c["values"] for c in columns}
+        if len(table) != len(columns):
+            raise ArgumentError("%s: two columns of the table have the same name" % what)
+        if len({len(c["values"]) for c in columns}) > 1:
+            raise ArgumentError("%s: the columns of a table must all have the same number of values" % what)
         try:
             import pandas
         except ImportError:
             return table
-        return pandas.DataFrame(table)
+        try:
+            return pandas.DataFrame(table)
+        except Exception as error:
+            raise ArgumentError("%s: not a table pandas accepts: %s" % (what, describe(error))) from None
     raise ArgumentError("%s: cannot unpack a value of type '%s'" % (what, kind))
 
 
@@ -608,17 +856,17 @@ def unpack(packed, what):
 
 
 def fresh_namespace():
-    import builtins
-
     return {"__name__": "__main__", "__builtins__": builtins, "sys": sys}
 
 
 NAMESPACE = fresh_namespace()
 CODE_CACHE = {}
+CODE_CACHE_USED = 0  # characters of source held by CODE_CACHE (bytes for ASCII code)
 
 
 def compile_code(code):
     """(body, last): the code compiled, with a final expression split off to be evaluated."""
+    global CODE_CACHE_USED
     hit = CODE_CACHE.get(code)
     if hit is not None:
         return hit
@@ -627,9 +875,14 @@ def compile_code(code):
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = compile(ast.Expression(tree.body.pop().value), USER_FILE, "eval", dont_inherit=True)
     body = compile(tree, USER_FILE, "exec", dont_inherit=True) if tree.body else None
-    if len(CODE_CACHE) >= CODE_CACHE_SIZE:
+    size = len(code)
+    if size > CODE_CACHE_ITEM:
+        return body, last
+    if len(CODE_CACHE) >= CODE_CACHE_SIZE or CODE_CACHE_USED + size > CODE_CACHE_BYTES:
         CODE_CACHE.clear()
+        CODE_CACHE_USED = 0
     CODE_CACHE[code] = (body, last)
+    CODE_CACHE_USED += size
     return body, last
 
 
@@ -637,9 +890,11 @@ def describe(error):
     name = type_name(error)
     try:
         text = str(error)
-    except BaseException:
+    except Exception:
         text = ""
-    return "%s: %s" % (name, text) if text else name
+    if not isinstance(text, str):
+        text = ""
+    return clip("%s: %s" % (name, text) if text else name, MESSAGE_CAP)
 
 
 def column_of(tb):
@@ -675,7 +930,7 @@ def error_message(error):
 
 
 def syntax_message(error):
-    message = {"type": "error", "message": "%s: %s" % (type_name(error), error.msg)}
+    message = {"type": "error", "message": clip("%s: %s" % (type_name(error), error.msg), MESSAGE_CAP)}
     if isinstance(error.lineno, int):
         message["line"] = error.lineno
         if isinstance(error.offset, int) and error.offset > 0:
@@ -696,13 +951,15 @@ def run_user(body, last):
 
 
 def check_name(name, what):
-    import keyword
-
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise ArgumentError("%s needs `name`, a Python identifier" % what)
+    if name.startswith("__") and name.endswith("__"):
+        # `__builtins__` and its kind belong to Python: replacing one breaks the namespace.
+        raise ArgumentError("%s: '%s' is a name Python reserves (a dunder name)" % (what, name))
 
 
 def do_execute(args):
+    global executing
     code = args.get("code")
     if not isinstance(code, str):
         raise ArgumentError("execute needs `code`, a string")
@@ -710,26 +967,42 @@ def do_execute(args):
     if inputs is not None:
         if not isinstance(inputs, dict):
             raise ArgumentError("`inputs` must be an object of names to packed values")
-        values = {}
-        for name, packed in inputs.items():
+        for name in inputs:
             check_name(name, "each input")
-            values[name] = unpack(packed, "input '%s'" % name)
-        NAMESPACE.update(values)
-    prepare_streams()
+    packed = None
+    failure = None
     value = None
     try:
-        body, last = compile_code(code)
-    except SyntaxError as error:
-        failure = syntax_message(error)
-    except Exception as error:
-        failure = {"type": "error", "message": describe(error)}
-    else:
-        failure, value = run_user(body, last)
-    try:
-        packed = None if value is None else pack(value)
+        # From here an interrupt (or a timeout) anywhere is this call's error message.
+        if inputs:
+            values = {}
+            for name, packed_input in inputs.items():
+                values[name] = unpack(packed_input, "input '%s'" % name)
+            NAMESPACE.update(values)
+        prepare_streams()
+        try:
+            body, last = compile_code(code)
+        except SyntaxError as error:
+            failure = syntax_message(error)
+        except Exception as error:
+            failure = {"type": "error", "message": describe(error)}
+        else:
+            failure, value = run_user(body, last)
+        if value is not None:
+            try:
+                packed = pack(value)
+            except TooBig:
+                packed = None
+                failure = {"type": "error", "message": too_big_text(value)}
     except KeyboardInterrupt:
         packed = None
-        failure = {"type": "error", "message": "KeyboardInterrupt: interrupted while converting the value"}
+        failure = {"type": "error", "message": "KeyboardInterrupt: the call was interrupted"}
+        if value is not None:
+            failure["message"] = INTERRUPTED_PACKING
+    finally:
+        # Our own bookkeeping, bounded in time: an interrupt now must not cut it short
+        # and leave this call's output for the next one.
+        executing = False
     collect_fd_output()
     messages = OUTPUT.messages()
     if failure is not None:
@@ -738,8 +1011,6 @@ def do_execute(args):
 
 
 def do_list(args):
-    import types
-
     return [
         {"name": name, "type": packed_type(value)}
         for name, value in list(NAMESPACE.items())
@@ -753,7 +1024,7 @@ def do_get(args):
         raise ArgumentError("get needs `name`, a string")
     if name not in NAMESPACE:
         raise ArgumentError("no variable named '%s'" % name)
-    return pack(NAMESPACE[name])
+    return pack_or_error(NAMESPACE[name])
 
 
 def do_set(args):
@@ -1144,15 +1415,55 @@ def answer(request_id, request):
         executing = False
 
 
-def send(frame):
+def encode(frame):
     try:
-        data = _dumps(frame).encode("utf-8", "replace") + b"\n"
-    except BaseException as error:
-        data = _dumps({
+        return _dumps(frame).encode("utf-8", "replace")
+    except Exception as error:
+        return _dumps({
             "id": frame.get("id"),
             "error": "the reply could not be encoded: " + describe(error),
             "internal": True,
-        }).encode("utf-8", "replace") + b"\n"
+        }).encode("utf-8", "replace")
+
+
+def fit(frame, data):
+    """A frame that fits in a reply line, for one whose encoding `data` does not."""
+    result = frame.get("result")
+    text = too_big_text(result, len(data))
+    if isinstance(result, dict) and "messages" in result and "value" in result:
+        # An execute: the value is dropped, the messages are capped and kept.
+        value = result.get("value")
+        if isinstance(value, dict):
+            text = "the value (of type %s) is too big to send: its JSON form is about %d bytes, over the limit of %d bytes for a reply" % (
+                value.get("type"),
+                len(data),
+                MAX_REPLY,
+            )
+        messages = list(result.get("messages") or [])
+        if len(encode({"result": {"messages": messages}})) + len(text) + 100 > MAX_REPLY:
+            # The messages alone are too long for this limit: each gets a share of it.
+            share = max((MAX_REPLY - len(text)) // (2 * len(messages) + 2) - 100, 0)
+            messages = [dict(m, message=clip(str(m.get("message")), share)) for m in messages]
+        messages.append({"type": "error", "message": text})
+        return {"id": frame.get("id"), "result": {"messages": messages, "value": None}}
+    if isinstance(result, dict) and "type" in result and "data" in result:
+        # A packed value (`get`).
+        text = "the value (of type %s) is too big to send: its JSON form is %d bytes, over the limit of %d bytes for a reply" % (
+            result.get("type"),
+            len(data),
+            MAX_REPLY,
+        )
+        return {"id": frame.get("id"), "result": {"type": result.get("type"), "data": None, "error": text}}
+    return {"id": frame.get("id"), "error": "the reply is too big to send: %d bytes, over the limit of %d bytes" % (len(data), MAX_REPLY)}
+
+
+def send(frame):
+    data = encode(frame)
+    if MAX_REPLY is not None and len(data) > MAX_REPLY:
+        data = encode(fit(frame, data))
+        if len(data) > MAX_REPLY:
+            data = encode({"id": frame.get("id"), "error": "the reply is too big to send", "internal": True})
+    data += b"\n"
     view = memoryview(data)
     while view:
         written = _write(PROTO_OUT, view)
@@ -1186,9 +1497,7 @@ def serve():
         except BaseException as error:
             frame = {"id": request_id, "error": "the Python worker failed: " + describe(error), "internal": True}
             try:
-                import traceback
-
-                log("".join(traceback.format_exception(error)))
+                log("".join(traceback.format_exception(type(error), error, error.__traceback__)))
             except BaseException:
                 pass
         if os.getpid() != WORKER_PID:
@@ -1204,20 +1513,52 @@ def serve():
     end_all()
 
 
+def die_with_host(host_pid):
+    """Asks the kernel to SIGKILL this worker when the thread that started it ends, even
+    while the worker holds the GIL in C code (the watcher thread cannot run then).
+
+    The kernel ties this to the host's thread that spawned the worker: the host starts
+    workers from threads that live as long as its runtime does."""
+    if ctypes is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            log("could not set a parent-death signal: errno %d" % ctypes.get_errno())
+            return
+    except Exception as error:
+        log("could not set a parent-death signal: " + describe(error))
+        return
+    if os.getppid() != host_pid:
+        # The host ended before the signal was set: nothing will send it now.
+        os._exit(0)
+
+
+def close_script_fd():
+    """Closes the host's copy of the script when started as `/proc/self/fd/N`: Python has
+    read it, and user code's subprocesses must not inherit it."""
+    prefix = "/proc/self/fd/"
+    if sys.argv[0].startswith(prefix):
+        try:
+            os.close(int(sys.argv[0][len(prefix):]))
+        except (ValueError, OSError):
+            pass
+
+
 def main():
-    global PROTO_IN, PROTO_OUT, LOG_FD, NULL_FD, OUT_FD, ERR_FD, STDIN, STDOUT, STDERR
-    global WORKER_PID
+    global NULL_FD, OUT_R, OUT_W, OUT_SIZE, ERR_R, ERR_W, ERR_SIZE, STDIN, STDOUT, STDERR
+    global WORKER_PID, MAX_REPLY
     WORKER_PID = os.getpid()
     host_pid = int(sys.argv[1])
     memory = int(sys.argv[2])
-    # Private, non-inheritable copies of the pipes: subprocesses and user code
-    # writing to fd 1/2 never see them.
-    PROTO_IN = os.dup(0)
-    PROTO_OUT = os.dup(1)
-    LOG_FD = os.dup(2)
+    if len(sys.argv) > 3:
+        MAX_REPLY = int(sys.argv[3])
+    close_script_fd()
+    die_with_host(host_pid)
     NULL_FD = os.open(os.devnull, os.O_RDONLY)
-    OUT_FD = capture_file("stdout")
-    ERR_FD = capture_file("stderr")
+    OUT_R, OUT_W, OUT_SIZE = capture_pipe()
+    ERR_R, ERR_W, ERR_SIZE = capture_pipe()
     STDIN = NoStdin()
     STDOUT = CapturedText("stdout", 1)
     STDERR = CapturedText("stderr", 2)
@@ -1226,11 +1567,10 @@ def main():
     # A small stack: under a memory limit (RLIMIT_AS) the default 8 MiB would count.
     threading.stack_size(256 << 10)
     threading.Thread(target=watch_host, args=(host_pid, PROTO_IN), daemon=True).start()
+    threading.Thread(target=drain_pipes, daemon=True).start()
     threading.stack_size(0)
     if memory > 0:
         try:
-            import resource
-
             _, hard = resource.getrlimit(resource.RLIMIT_AS)
             limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

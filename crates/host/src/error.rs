@@ -21,6 +21,10 @@ pub enum HostError {
     #[error("no method named '{0}'")]
     UnknownMethod(String),
 
+    /// The instance keeps no execution of that id (never started, or ended too long ago).
+    #[error("no execution '{0}' is kept by this instance")]
+    UnknownExecution(String),
+
     /// No execution environment of that id.
     #[error("no environment named '{0}'")]
     UnknownEnviron(String),

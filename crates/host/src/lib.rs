@@ -45,10 +45,15 @@
 //! ```
 
 mod error;
+mod executions;
 mod registry;
 
 pub use error::HostError;
-pub use registry::{Host, HostLimits};
+pub use executions::{
+    EventCursor, EventSink, Execution, ExecutionEvent, ExecutionLimits, ExecutionStatus,
+    OutputStream,
+};
+pub use registry::{Executed, Host, HostLimits};
 
 use serde_json::Value;
 use std::future::Future;
@@ -89,6 +94,19 @@ pub trait Instance: Send + Sync {
     /// The instance serializes its own calls; a method such as `interrupt` must not
     /// wait behind a running one.
     fn call<'a>(&'a self, method: &'a str, arg: Value) -> BoxFuture<'a, Result<Value, HostError>>;
+
+    /// Runs `execute` with `arg` as [`Instance::call`] does, reporting printed output
+    /// to `sink` as it is produced. The host calls this for every `execute`, in a task
+    /// of its own (PROTOCOL.md section 10). The default reports nothing live: the
+    /// output in the result's messages is then replayed when it ends.
+    fn execute_live<'a>(
+        &'a self,
+        arg: Value,
+        sink: EventSink,
+    ) -> BoxFuture<'a, Result<Value, HostError>> {
+        drop(sink);
+        self.call("execute", arg)
+    }
 
     /// The instance's own public state, merged into `GET /<name>`.
     fn state(&self) -> Value {

@@ -1,5 +1,6 @@
 //! The `Host`: registered types, live instances and their names, dispatch, the manifest.
 
+use crate::executions::{self, Execution, ExecutionLimits, ExecutionLog};
 use crate::{HostError, Instance, InstanceType};
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -32,6 +33,16 @@ struct Entry {
     /// Milliseconds since the Unix epoch of the end of the last call (or creation).
     last_used_ms: AtomicU64,
     busy: AtomicUsize,
+    executions: ExecutionLog,
+}
+
+/// The answer to an `execute`: its id (for the `Stencila-Execution` header) and outcome.
+#[derive(Debug)]
+pub struct Executed {
+    /// The execution id, chosen by the client or made by the host.
+    pub id: String,
+    /// The result, the same for every request with this id.
+    pub result: Result<Value, HostError>,
 }
 
 #[derive(Default)]
@@ -46,6 +57,17 @@ struct Instances {
     culled_order: VecDeque<String>,
 }
 
+/// Counts an instance as busy while it lives; keeps the count right even if the request
+/// is dropped mid-call.
+struct Busy(Arc<Entry>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Where the host is being served, for the manifest.
 #[derive(Debug, Clone)]
 struct Serving {
@@ -58,6 +80,7 @@ pub struct Host {
     id: String,
     types: Vec<Arc<dyn InstanceType>>,
     limits: HostLimits,
+    execution_limits: ExecutionLimits,
     instances: Mutex<Instances>,
     serving: RwLock<Option<Serving>>,
     /// Milliseconds since the Unix epoch of the last sign of use (see [`Host::touch`]).
@@ -118,6 +141,7 @@ impl Host {
             id,
             types: Vec::new(),
             limits: HostLimits::default(),
+            execution_limits: ExecutionLimits::default(),
             instances: Mutex::new(Instances::default()),
             serving: RwLock::new(None),
             last_activity_ms: AtomicU64::new(now_ms()),
@@ -127,6 +151,11 @@ impl Host {
     /// Sets the limits on instances.
     pub fn set_limits(&mut self, limits: HostLimits) {
         self.limits = limits;
+    }
+
+    /// Sets what each instance's execution log keeps (for instances created later).
+    pub fn set_execution_limits(&mut self, limits: ExecutionLimits) {
+        self.execution_limits = limits;
     }
 
     /// Registers a type; a later type of the same name replaces the earlier one.
@@ -191,6 +220,7 @@ impl Host {
             created: SystemTime::now(),
             last_used_ms: AtomicU64::new(now_ms()),
             busy: AtomicUsize::new(0),
+            executions: ExecutionLog::new(self.execution_limits.clone()),
         };
         instances.live.insert(name.clone(), Arc::new(entry));
         Ok(name)
@@ -229,8 +259,8 @@ impl Host {
         Ok(Value::Object(state))
     }
 
-    /// Calls a method of an instance. Calls on one instance are serialized by the instance.
-    pub async fn call(&self, name: &str, method: &str, arg: Value) -> Result<Value, HostError> {
+    /// The live instance `name`, counted as busy until the guard is dropped.
+    fn busy_entry(&self, name: &str) -> Result<Busy, HostError> {
         // Marked busy under the registry lock, so `cull_idle` cannot take the instance
         // between the lookup and the call.
         let entry = {
@@ -246,16 +276,48 @@ impl Host {
                 None => return Err(HostError::UnknownInstance(name.to_string())),
             }
         };
-        // The guard keeps the busy count right even if the request is dropped mid-call.
-        struct Busy<'a>(&'a Entry);
-        impl Drop for Busy<'_> {
-            fn drop(&mut self) {
-                self.0.last_used_ms.store(now_ms(), Ordering::Relaxed);
-                self.0.busy.fetch_sub(1, Ordering::Relaxed);
-            }
+        Ok(Busy(entry))
+    }
+
+    /// Calls a method of an instance. Calls on one instance are serialized by the instance.
+    /// An `interrupt` also marks the instance's running executions as interrupted.
+    pub async fn call(&self, name: &str, method: &str, arg: Value) -> Result<Value, HostError> {
+        let busy = self.busy_entry(name)?;
+        if method == "interrupt" {
+            busy.0.executions.interrupt_running();
         }
-        let _busy = Busy(&entry);
-        entry.instance.call(method, arg).await
+        busy.0.instance.call(method, arg).await
+    }
+
+    /// Runs `execute` on an instance as an execution (PROTOCOL.md section 10): it gets
+    /// an id (the argument's `id`, else a fresh one) and runs in a task of its own, so
+    /// dropping this future does not stop it. An id the instance already keeps does not
+    /// run again: this waits for that execution and returns its outcome.
+    pub async fn execute(&self, name: &str, mut arg: Value) -> Result<Executed, HostError> {
+        let id = executions::take_id(&mut arg)?.unwrap_or_else(executions::fresh_id);
+        let busy = self.busy_entry(name)?;
+        let (execution, fresh) = busy.0.executions.find_or_start(id.clone());
+        if fresh {
+            let instance = busy.0.instance.clone();
+            // The task holds the busy guard: a running execution is never culled.
+            executions::spawn(
+                execution.clone(),
+                move |sink| Box::pin(async move { instance.execute_live(arg, sink).await }),
+                busy,
+            );
+        } else {
+            drop(busy);
+        }
+        let result = execution.outcome().await;
+        Ok(Executed { id, result })
+    }
+
+    /// The execution `id` of instance `name`, while it is kept.
+    pub fn execution(&self, name: &str, id: &str) -> Result<Arc<Execution>, HostError> {
+        self.entry(name)?
+            .executions
+            .find(id)
+            .ok_or_else(|| HostError::UnknownExecution(id.to_string()))
     }
 
     /// Destroys an instance: it leaves the registry at once, then releases its resources.

@@ -85,6 +85,19 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10M", value_name = "SIZE")]
     pub max_body: String,
 
+    /// Largest request header section (request line and headers) accepted, e.g. 64K;
+    /// at most 128K. Larger ones get 431.
+    #[arg(long, default_value = "32K", value_name = "SIZE")]
+    pub max_header: String,
+
+    /// Executions kept per context for `GET /<name>/executions/<id>` and repeats by id.
+    #[arg(long, default_value_t = 64, value_name = "COUNT")]
+    pub execution_history: usize,
+
+    /// How long an ended execution is kept, e.g. 10m, 1h.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub execution_retention: String,
+
     /// Default time limit for one `execute`, e.g. 30s, 10m, 1h; `none` for no limit.
     /// A call can set its own with `timeout` (seconds).
     #[arg(long, default_value = "none", value_name = "DURATION")]

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use stencila_auth::AuthConfig;
-use stencila_host::HostLimits;
+use stencila_host::{ExecutionLimits, HostLimits};
 use stencila_http::{OriginPolicy, ServerConfig};
 
 /// Everything `serve` needs, checked.
@@ -18,6 +18,7 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     pub server: ServerConfig,
     pub limits: HostLimits,
+    pub executions: ExecutionLimits,
     /// The Python interpreter named by the user (`STENCILA_PYTHON`, else `python3`).
     pub python: String,
     pub execute_timeout: Option<Duration>,
@@ -127,6 +128,19 @@ impl ServeConfig {
             }
             other => other.clone(),
         };
+        let max_header = parse_size(&args.max_header)
+            .context("--max-header")?
+            .context("--max-header cannot be none")?;
+        let ceiling = stencila_http::MAX_HEADER_CEILING as u64;
+        if !(1024..=ceiling).contains(&max_header) {
+            bail!("--max-header must be between 1K and {}K", ceiling / 1024);
+        }
+        if args.execution_history == 0 {
+            bail!("--execution-history must be at least 1");
+        }
+        let retention = parse_duration(&args.execution_retention)
+            .context("--execution-retention")?
+            .context("--execution-retention cannot be none (executions would be kept forever)")?;
         if args.max_instances == 0 {
             bail!("--max-instances must be at least 1");
         }
@@ -146,6 +160,7 @@ impl ServeConfig {
                 static_dir,
                 origins,
                 max_body: usize::try_from(max_body).context("--max-body is too large")?,
+                max_header: usize::try_from(max_header).context("--max-header is too large")?,
                 workers: args.workers,
                 cookie_same_site: args.cookie_samesite.parse().context("--cookie-samesite")?,
                 ..ServerConfig::default()
@@ -154,6 +169,11 @@ impl ServeConfig {
                 max_instances: Some(args.max_instances),
                 instance_timeout: parse_duration(&args.instance_timeout)
                     .context("--instance-timeout")?,
+            },
+            executions: ExecutionLimits {
+                history: args.execution_history,
+                retention,
+                ..ExecutionLimits::default()
             },
             python: std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into()),
             execute_timeout: parse_duration(&args.execute_timeout).context("--execute-timeout")?,

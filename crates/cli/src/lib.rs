@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
 fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
     let mut host = Host::new();
     host.set_limits(config.limits.clone());
+    host.set_execution_limits(config.executions.clone());
     let interpreter = stencila_contexts::resolve_interpreter(&config.python)
         .unwrap_or_else(|| config.python.clone().into());
     let python = Arc::new(PythonContextType::new(PythonConfig {

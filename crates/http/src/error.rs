@@ -18,6 +18,8 @@ pub enum HttpError {
     NotFound(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    HeaderFieldsTooLarge(String),
     #[error("{what}")]
     TooManyRequests { what: String, retry_after_secs: u64 },
     #[error("{0}")]
@@ -34,6 +36,7 @@ impl HttpError {
             HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
             HttpError::NotFound(_) => StatusCode::NOT_FOUND,
             HttpError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             HttpError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -48,6 +51,7 @@ impl HttpError {
             HttpError::Forbidden(_) => "Forbidden",
             HttpError::NotFound(_) => "Not found",
             HttpError::PayloadTooLarge(_) => "Payload too large",
+            HttpError::HeaderFieldsTooLarge(_) => "Request header fields too large",
             HttpError::TooManyRequests { .. } => "Too many requests",
             HttpError::Unavailable(_) => "Service unavailable",
             HttpError::Internal(_) => "Internal error",
@@ -61,6 +65,7 @@ impl HttpError {
             | HttpError::Forbidden(what)
             | HttpError::NotFound(what)
             | HttpError::PayloadTooLarge(what)
+            | HttpError::HeaderFieldsTooLarge(what)
             | HttpError::TooManyRequests { what, .. }
             | HttpError::Unavailable(what)
             | HttpError::Internal(what) => what,
@@ -97,7 +102,8 @@ impl From<HostError> for HttpError {
             | HostError::UnknownInstance(_)
             | HostError::Culled(_)
             | HostError::UnknownMethod(_)
-            | HostError::UnknownEnviron(_) => HttpError::NotFound(what),
+            | HostError::UnknownEnviron(_)
+            | HostError::UnknownExecution(_) => HttpError::NotFound(what),
             HostError::BadArgument(_) => HttpError::BadRequest(what),
             HostError::Unavailable(_) | HostError::TooManyInstances(_) => {
                 HttpError::Unavailable(what)

@@ -8,6 +8,7 @@
 mod assets;
 mod cookie;
 mod error;
+mod events;
 mod origin;
 mod router;
 mod throttle;
@@ -32,6 +33,13 @@ use stencila_host::Host;
 /// The default limit on request bodies.
 pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
 
+/// The default limit on a request's header section (request line and headers).
+pub const DEFAULT_MAX_HEADER: usize = 32 * 1024;
+
+/// The largest header section actix itself reads (it answers 431 above that), so the
+/// most `max_header` can usefully be.
+pub const MAX_HEADER_CEILING: usize = 128 * 1024;
+
 /// How the server behaves; built by the CLI from its validated arguments.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -42,6 +50,8 @@ pub struct ServerConfig {
     pub origins: OriginPolicy,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// The largest request header section accepted, in bytes (431 above it).
+    pub max_header: usize,
     /// Worker threads; `None` for one per core.
     pub workers: Option<usize>,
     /// How long in-flight requests get to finish on shutdown.
@@ -56,6 +66,7 @@ impl Default for ServerConfig {
             static_dir: None,
             origins: OriginPolicy::default(),
             max_body: DEFAULT_MAX_BODY,
+            max_header: DEFAULT_MAX_HEADER,
             workers: None,
             shutdown_grace: Duration::from_secs(5),
             cookie_same_site: CookieSameSite::default(),
@@ -72,6 +83,7 @@ struct AppState {
     check_host: bool,
     static_root: Option<PathBuf>,
     max_body: usize,
+    max_header: usize,
     throttle: throttle::Throttle,
     cookie_same_site: CookieSameSite,
 }
@@ -105,6 +117,7 @@ pub async fn serve(
         check_host,
         static_root,
         max_body: config.max_body,
+        max_header: config.max_header,
         throttle: throttle::Throttle::default(),
         cookie_same_site: config.cookie_same_site,
     });
@@ -234,6 +247,11 @@ async fn handle(
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
                 HeaderValue::from_static("true"),
+            );
+            // So a page can read which execution its `execute` became.
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Stencila-Execution"),
             );
             if preflight {
                 headers.insert(
@@ -443,6 +461,13 @@ fn check_request(
     state: &AppState,
     origin_refused: bool,
 ) -> Result<(Route, Credentials), HttpError> {
+    let header_size = header_section_size(req);
+    if header_size > state.max_header {
+        return Err(HttpError::HeaderFieldsTooLarge(format!(
+            "the request's header section is {header_size} bytes, over the limit of {} bytes (--max-header)",
+            state.max_header
+        )));
+    }
     if state.check_host && !origin::host_header_is_local(header_str(req.headers(), header::HOST)) {
         return Err(HttpError::Forbidden(
             "the Host header does not name this machine".into(),
@@ -508,6 +533,17 @@ fn check_request(
     Ok((route, credentials))
 }
 
+/// The size of the request line and headers as sent, near enough: each header is
+/// `name: value` and a line end.
+fn header_section_size(req: &HttpRequest) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
 /// Does what the route asks, for a request already checked.
 async fn dispatch(
     req: &HttpRequest,
@@ -530,9 +566,25 @@ async fn dispatch(
             json_response(&Value::String(host.create(&type_name, options).await?))
         }
         Route::Get(name) => json_response(&host.get(&name)?),
+        // Every execute is an execution: it runs on if the client goes away.
+        Route::Call(name, method) if method == "execute" => {
+            let arg = read_json(req, payload, state.max_body).await?;
+            let executed = host.execute(&name, arg).await?;
+            let mut response = match executed.result {
+                Ok(result) => json_response(&result),
+                Err(error) => HttpError::from(error).response(json),
+            };
+            events::with_execution_id(&mut response, &executed.id);
+            response
+        }
         Route::Call(name, method) => {
             let arg = read_json(req, payload, state.max_body).await?;
             json_response(&host.call(&name, &method, arg).await?)
+        }
+        Route::Execution(name, id) => json_response(&host.execution(&name, &id)?.summary()),
+        Route::ExecutionEvents(name, id) => {
+            let after = events::last_event_id(req.headers());
+            events::stream(host.execution(&name, &id)?.events(after))
         }
         Route::Delete(name) => {
             host.delete(&name).await?;
@@ -580,6 +632,7 @@ mod tests {
             check_host: false,
             static_root: None,
             max_body: DEFAULT_MAX_BODY,
+            max_header: DEFAULT_MAX_HEADER,
             throttle: throttle::Throttle::default(),
             cookie_same_site: CookieSameSite::default(),
         })

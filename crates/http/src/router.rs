@@ -24,6 +24,10 @@ pub enum Route {
     Call(String, String),
     /// `DELETE /<name>`.
     Delete(String),
+    /// `GET /<name>/executions/<id>`: an execution's status.
+    Execution(String, String),
+    /// `GET /<name>/executions/<id>/events`: its events as server-sent events.
+    ExecutionEvents(String, String),
     /// `POST /environ/<id>`.
     StartEnviron(String),
     /// `DELETE /environ/<id>`.
@@ -108,6 +112,14 @@ pub fn route(verb: &str, path: &str) -> Result<Route, NoRoute> {
         ("POST", [type_name]) => Ok(Route::Create(name(type_name, "type name")?)),
         ("GET" | "HEAD", [instance]) => Ok(Route::Get(name(instance, "instance name")?)),
         ("DELETE", [instance]) => Ok(Route::Delete(name(instance, "instance name")?)),
+        ("GET" | "HEAD", [instance, "executions", id]) => Ok(Route::Execution(
+            name(instance, "instance name")?,
+            name(id, "execution id")?,
+        )),
+        ("GET" | "HEAD", [instance, "executions", id, "events"]) => Ok(Route::ExecutionEvents(
+            name(instance, "instance name")?,
+            name(id, "execution id")?,
+        )),
         ("PUT", [target]) => match split_method(target) {
             Some((instance, method)) => Ok(Route::Call(
                 name(instance, "instance name")?,
@@ -185,6 +197,16 @@ mod tests {
             Route::StopEnviron("local".into())
         );
         assert_eq!(ok("OPTIONS", "/anything/at/all"), Route::Preflight);
+        assert_eq!(
+            ok("GET", "/pythonContext1/executions/a-1"),
+            Route::Execution("pythonContext1".into(), "a-1".into())
+        );
+        assert_eq!(
+            ok("GET", "/pythonContext1/executions/a-1/events"),
+            Route::ExecutionEvents("pythonContext1".into(), "a-1".into())
+        );
+        assert!(!Route::Execution("a".into(), "b".into()).is_public());
+        assert!(!Route::ExecutionEvents("a".into(), "b".into()).is_public());
     }
 
     #[test]

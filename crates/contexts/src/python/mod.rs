@@ -11,7 +11,10 @@
 //! anything without a JSON form become their `repr` inside arrays and objects.
 
 use crate::pool::WorkerPool;
-use crate::worker::{Answer, ExitReport, ReplyError, Worker, WorkerCommand, WorkerError, MAX_LINE};
+use crate::worker::{
+    output_events, Answer, EventHandler, ExitReport, ReplyError, Worker, WorkerCommand,
+    WorkerError, MAX_LINE,
+};
 use serde_json::{json, Map, Value};
 use std::ffi::OsString;
 use std::fs::File;
@@ -21,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
-use stencila_host::{BoxFuture, HostError, Instance, InstanceType};
+use stencila_host::{BoxFuture, EventSink, HostError, Instance, InstanceType};
 
 mod legacy;
 
@@ -430,11 +433,16 @@ impl PythonContext {
         method: &str,
         args: &Value,
         timeout: Option<Duration>,
+        events: Option<EventHandler>,
     ) -> Result<Result<Answer, WorkerError>, HostError> {
         let mut retried = false;
         loop {
             let worker = self.worker(session).await?;
-            match worker.call(method, args, timeout).await {
+            let answer = match worker.submit_with_events(method, args, timeout, events.clone()) {
+                Ok(pending) => pending.await,
+                Err(error) => Err(error),
+            };
+            match answer {
                 Err(WorkerError::Gone(report)) if !retried => {
                     log::info!(
                         "the Python worker had {report} before the call; retrying on a fresh one"
@@ -462,6 +470,15 @@ impl PythonContext {
     }
 
     async fn execute(&self, arg: Value) -> Result<Value, HostError> {
+        self.execute_with(arg, None).await
+    }
+
+    /// `execute`, with the worker's live output passed to `events`.
+    async fn execute_with(
+        &self,
+        arg: Value,
+        events: Option<EventHandler>,
+    ) -> Result<Value, HostError> {
         let (args, timeout) = match arg {
             Value::String(code) => (json!({ "code": code }), None),
             Value::Object(_) if arg.get("code").is_some_and(Value::is_string) => {
@@ -477,7 +494,7 @@ impl PythonContext {
         let timeout = timeout.or(self.spawner.config.execute_timeout);
         let mut session = self.session.lock().await;
         let answer = self
-            .call_worker(&mut session, "execute", &args, timeout)
+            .call_worker(&mut session, "execute", &args, timeout, events)
             .await?;
         // An earlier loss (or one found by this call before its code ran) is reported
         // by the first `execute` that runs on the fresh worker.
@@ -531,7 +548,7 @@ impl PythonContext {
         // host's execute timeout too.
         let timeout = self.spawner.config.execute_timeout;
         match self
-            .call_worker(&mut session, method, &args, timeout)
+            .call_worker(&mut session, method, &args, timeout, None)
             .await?
         {
             Ok(Answer { outcome, .. }) => outcome.map_err(reply_error),
@@ -639,6 +656,20 @@ impl Instance for PythonContext {
                 }
                 _ => Err(HostError::UnknownMethod(method.to_string())),
             }
+        })
+    }
+
+    fn execute_live<'a>(
+        &'a self,
+        arg: Value,
+        sink: EventSink,
+    ) -> BoxFuture<'a, Result<Value, HostError>> {
+        Box::pin(async move {
+            if crate::legacy::handles("execute", &arg) {
+                // A 2018 cell execute: its answer is replayed as events when it ends.
+                return self.call("execute", arg).await;
+            }
+            self.execute_with(arg, Some(output_events(sink))).await
         })
     }
 

@@ -38,6 +38,7 @@ import _signal
 import ast
 import binascii
 import builtins
+import collections
 import fcntl
 import io
 import json
@@ -101,6 +102,21 @@ _dup2 = os.dup2
 
 executing = False
 WORKER_PID = None  # set in main(); a forked child sees another pid
+REQUEST_ID = None  # the id of the request being handled
+
+# Live output: what an execute prints is also queued here as it is kept, and a thread
+# sends it to the host as event frames `{"id": N, "event": {"type": "stdout", "text":
+# ...}}` while the code runs: at once after a quiet spell, then at most every
+# LIVE_INTERVAL, in pieces of at most LIVE_CHUNK characters. What is queued is bounded
+# by the output cap, since only kept output is queued. The reply still carries all of
+# it as messages, so a plain execute answer is unchanged.
+LIVE = collections.deque()
+LIVE_WAKE = threading.Event()
+LIVE_ID = None  # the execute whose output is streamed now
+LIVE_INTERVAL = 0.05
+LIVE_CHUNK = 1 << 16
+# Event frames and replies share the protocol stream: one writer at a time.
+SEND_LOCK = threading.Lock()
 
 
 class ArgumentError(Exception):
@@ -168,6 +184,8 @@ class Output:
             self.omitted[stream] += size
             return
         self.used[stream] += size
+        LIVE.append((stream, text))
+        LIVE_WAKE.set()
 
     def warning(self, message, line):
         message = clip(message, MESSAGE_CAP)
@@ -959,7 +977,7 @@ def check_name(name, what):
 
 
 def do_execute(args):
-    global executing
+    global executing, LIVE_ID
     code = args.get("code")
     if not isinstance(code, str):
         raise ArgumentError("execute needs `code`, a string")
@@ -972,6 +990,10 @@ def do_execute(args):
     packed = None
     failure = None
     value = None
+    # From here what is printed goes to the host as it comes (see LIVE).
+    LIVE_ID = REQUEST_ID
+    if LIVE:
+        LIVE_WAKE.set()
     try:
         # From here an interrupt (or a timeout) anywhere is this call's error message.
         if inputs:
@@ -1407,7 +1429,8 @@ def handle(request):
 
 def answer(request_id, request):
     """Handles one request; interrupts reach it from start to end (see on_sigint)."""
-    global executing
+    global executing, REQUEST_ID
+    REQUEST_ID = request_id
     executing = True
     try:
         return {"id": request_id, "result": handle(request)}
@@ -1457,17 +1480,71 @@ def fit(frame, data):
     return {"id": frame.get("id"), "error": "the reply is too big to send: %d bytes, over the limit of %d bytes" % (len(data), MAX_REPLY)}
 
 
-def send(frame):
-    data = encode(frame)
-    if MAX_REPLY is not None and len(data) > MAX_REPLY:
-        data = encode(fit(frame, data))
-        if len(data) > MAX_REPLY:
-            data = encode({"id": frame.get("id"), "error": "the reply is too big to send", "internal": True})
+def take_live():
+    """Pending live output as [stream, text] runs, each run of one stream joined."""
+    runs = []
+    while True:
+        try:
+            stream, text = LIVE.popleft()
+        except IndexError:
+            return runs
+        if runs and runs[-1][0] == stream:
+            runs[-1][1].append(text)
+        else:
+            runs.append([stream, [text]])
+
+
+def send_live(request_id):
+    """Sends pending live output as events of `request_id`; the caller holds SEND_LOCK."""
+    for stream, parts in take_live():
+        text = "".join(parts)
+        for start in range(0, len(text), LIVE_CHUNK):
+            event = {"type": stream, "text": text[start:start + LIVE_CHUNK]}
+            write_line(encode({"id": request_id, "event": event}))
+
+
+def stream_live():
+    """The thread that sends an execute's output while its code runs."""
+    while True:
+        LIVE_WAKE.wait()
+        LIVE_WAKE.clear()
+        with SEND_LOCK:
+            request_id = LIVE_ID
+            if request_id is not None:
+                try:
+                    send_live(request_id)
+                except OSError:
+                    return
+        # Later output waits a little, so a busy printer makes a few large events
+        # rather than many small ones.
+        time.sleep(LIVE_INTERVAL)
+
+
+def write_line(data):
     data += b"\n"
     view = memoryview(data)
     while view:
         written = _write(PROTO_OUT, view)
         view = view[written:]
+
+
+def send(frame):
+    global LIVE_ID
+    with SEND_LOCK:
+        if LIVE_ID is not None and frame.get("id") == LIVE_ID:
+            # The rest of the execute's output goes before its reply.
+            send_live(LIVE_ID)
+            LIVE_ID = None
+        send_unlocked(frame)
+
+
+def send_unlocked(frame):
+    data = encode(frame)
+    if MAX_REPLY is not None and len(data) > MAX_REPLY:
+        data = encode(fit(frame, data))
+        if len(data) > MAX_REPLY:
+            data = encode({"id": frame.get("id"), "error": "the reply is too big to send", "internal": True})
+    write_line(data)
 
 
 def serve():
@@ -1568,6 +1645,7 @@ def main():
     threading.stack_size(256 << 10)
     threading.Thread(target=watch_host, args=(host_pid, PROTO_IN), daemon=True).start()
     threading.Thread(target=drain_pipes, daemon=True).start()
+    threading.Thread(target=stream_live, daemon=True).start()
     threading.stack_size(0)
     if memory > 0:
         try:

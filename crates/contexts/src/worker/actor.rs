@@ -11,7 +11,7 @@
 use super::frame::{parse_frame, Frame};
 use super::lines::{LineError, LineReader};
 use super::process::Process;
-use super::{Answer, WorkerError, EXIT_WAIT, INTERRUPT_GRACE};
+use super::{Answer, EventHandler, WorkerError, EXIT_WAIT, INTERRUPT_GRACE};
 use nix::sys::signal::Signal;
 use std::io;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub(super) struct Job {
     pub(super) timeout: Option<Duration>,
     /// Where the answer goes; the receiver may be gone (the caller left).
     pub(super) reply: oneshot::Sender<Result<Answer, WorkerError>>,
+    /// Where its event frames go, if anywhere.
+    pub(super) events: Option<EventHandler>,
 }
 
 /// The call the worker is working on.
@@ -44,6 +46,7 @@ struct InFlight {
     deadline: Option<Instant>,
     interrupted: bool,
     reply: oneshot::Sender<Result<Answer, WorkerError>>,
+    events: Option<EventHandler>,
 }
 
 impl InFlight {
@@ -60,6 +63,7 @@ impl InFlight {
                 .and_then(|timeout| Instant::now().checked_add(timeout)),
             interrupted: false,
             reply: job.reply,
+            events: job.events,
         }
     }
 
@@ -128,6 +132,16 @@ pub(super) async fn run(process: Arc<Process>, pipes: Pipes) {
                             current = other;
                             log::debug!("worker {pid} answered request {id}, which is not waiting; skipped");
                         }
+                    },
+                    Ok(Frame::Event { id, event }) => match &current {
+                        // Handed on at once: the handler never waits, so a reader of
+                        // the events cannot slow the worker.
+                        Some(call) if call.id == id => {
+                            if let Some(events) = &call.events {
+                                events(event);
+                            }
+                        }
+                        _ => log::debug!("worker {pid} sent an event for request {id}, which is not running; skipped"),
                     },
                     Ok(Frame::Ready(_)) => log::debug!("worker {pid} sent a second ready line; skipped"),
                     Err(what) => break Stop::Malformed(what),

@@ -1,4 +1,5 @@
-//! The frames a worker sends, one JSON object per line: the ready line and replies.
+//! The frames a worker sends, one JSON object per line: the ready line, events (live
+//! output of a call still running) and replies.
 
 use serde_json::Value;
 
@@ -16,6 +17,14 @@ pub struct ReplyError {
 pub enum Frame {
     /// The startup handshake, `{"ready": true, ...}`, whole.
     Ready(Value),
+    /// Something request `id` reports while it runs, `{"id": N, "event": {...}}`:
+    /// sent before its reply, and never instead of it.
+    Event {
+        /// The request id it belongs to.
+        id: u64,
+        /// The event, whole; the layer does not look inside.
+        event: Value,
+    },
     /// The reply to request `id`.
     Reply {
         /// The request id it answers.
@@ -40,6 +49,9 @@ pub fn parse_frame(line: &[u8]) -> Result<Frame, String> {
         .get("id")
         .and_then(Value::as_u64)
         .ok_or("no numeric `id`")?;
+    if let Some(event) = map.remove("event") {
+        return Ok(Frame::Event { id, event });
+    }
     if let Some(result) = map.remove("result") {
         return Ok(Frame::Reply {
             id,

@@ -4,7 +4,11 @@
 //! A worker is any program that, once started, writes a ready line
 //! `{"ready": true, ...}` to its stdout, then answers each request line
 //! `{"id": N, "method": "...", "args": {...}}` read from its stdin with one reply line
-//! `{"id": N, "result": ...}` or `{"id": N, "error": "...", "internal": bool}`.
+//! `{"id": N, "result": ...}` or `{"id": N, "error": "...", "internal": bool}`. Before
+//! its reply a call may send event lines `{"id": N, "event": {...}}` (live output),
+//! handed to the call's [`EventHandler`] as they arrive; [`output_events`] is the
+//! handler for the output events every worker script sends alike,
+//! `{"type": "stdout"|"stderr", "text": "..."}`.
 //! Lines before the ready line that are not it (a banner printed by the interpreter's
 //! start-up hooks) are logged and skipped. This module knows nothing of the language
 //! the worker runs; a context type (e.g. `PythonContext`) is this layer plus a worker
@@ -204,6 +208,27 @@ impl WorkerError {
             WorkerError::Request(_) | WorkerError::ReplyTooLarge { .. }
         )
     }
+}
+
+/// Receives a call's event frames, in order, on the worker's owning task: it must not
+/// block (append and return).
+pub type EventHandler = Arc<dyn Fn(Value) + Send + Sync>;
+
+/// The handler that passes a worker's output events,
+/// `{"type": "stdout"|"stderr", "text": "..."}`, to an execution's sink; other events
+/// are skipped.
+pub fn output_events(sink: stencila_host::EventSink) -> EventHandler {
+    use stencila_host::OutputStream;
+    Arc::new(move |event: Value| {
+        let stream = match event.get("type").and_then(Value::as_str) {
+            Some("stdout") => OutputStream::Stdout,
+            Some("stderr") => OutputStream::Stderr,
+            _ => return,
+        };
+        if let Some(text) = event.get("text").and_then(Value::as_str) {
+            sink.output(stream, text);
+        }
+    })
 }
 
 /// A worker's answer to one call.
@@ -428,6 +453,17 @@ impl Worker {
         args: &Value,
         timeout: Option<Duration>,
     ) -> Result<Pending, WorkerError> {
+        self.submit_with_events(method, args, timeout, None)
+    }
+
+    /// [`Worker::submit`], with the call's event frames passed to `events` as they come.
+    pub fn submit_with_events(
+        &self,
+        method: &str,
+        args: &Value,
+        timeout: Option<Duration>,
+        events: Option<EventHandler>,
+    ) -> Result<Pending, WorkerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut request = serde_json::to_vec(&Request { id, method, args })
             .map_err(|error| WorkerError::Request(error.to_string()))?;
@@ -438,6 +474,7 @@ impl Worker {
             request,
             timeout,
             reply,
+            events,
         };
         if let Err(mpsc::error::SendError(job)) = self.jobs.send(job) {
             // The owning task stopped (its runtime shut down): the worker is gone.

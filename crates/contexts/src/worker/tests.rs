@@ -41,6 +41,11 @@ for line in sys.stdin:
         signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(a)
     elif m == "big":
         time.sleep(a["delay"]); send({"id": i, "result": "x" * a["size"]})
+    elif m == "events":
+        send({"id": i - 1, "event": {"type": "stdout", "text": "stale"}})
+        for n in range(a):
+            send({"id": i, "event": {"type": "stdout", "text": str(n)}})
+        send({"id": i, "result": "done"})
     elif m == "child":
         send({"id": i, "result": subprocess.Popen(["sleep", "60"]).pid})
 "#;
@@ -104,6 +109,27 @@ async fn ready_then_calls_in_order() {
             internal: false
         })
     );
+}
+
+#[tokio::test]
+async fn events_reach_their_call_in_order_before_its_answer() {
+    let worker = start().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handler: EventHandler = {
+        let seen = seen.clone();
+        Arc::new(move |event: Value| seen.lock().unwrap().push(event["text"].clone()))
+    };
+    let answer = worker
+        .submit_with_events("events", &json!(3), None, Some(handler))
+        .expect("submitted")
+        .await
+        .expect("an answer");
+    assert_eq!(answer.outcome, Ok(json!("done")));
+    // The event for the stale id was skipped; the rest came in order.
+    assert_eq!(*seen.lock().unwrap(), vec![json!("0"), json!("1"), json!("2")]);
+    // Without a handler, events are dropped and the call is answered as usual.
+    let plain = worker.call("events", &json!(2), None).await.expect("an answer");
+    assert_eq!(plain.outcome, Ok(json!("done")));
 }
 
 #[tokio::test]
@@ -533,6 +559,13 @@ fn frames_parse() {
                 message: "no".into(),
                 internal: true
             })
+        })
+    );
+    assert_eq!(
+        parse_frame(br#"{"id": 5, "event": {"type": "stdout", "text": "0"}}"#),
+        Ok(Frame::Event {
+            id: 5,
+            event: json!({"type": "stdout", "text": "0"})
         })
     );
     assert!(parse_frame(b"").is_err());

@@ -1,8 +1,9 @@
 //! `stencila-bench --soak <seconds>`: a soak test. It starts a `stencila` host
 //! (`serve --port 0 --max-instances 64 --pool-size 2`), drives it for the given time
 //! from several concurrent keep-alive clients with a mixed workload (create, execute,
-//! get, delete, manifest and bad requests), checks every response for the expected
-//! status and content, and then reports:
+//! get, delete, manifest and bad requests, and executes whose connection is cut with a
+//! reset mid-run and that are then asked again by id), checks every response for the
+//! expected status and content, and then reports:
 //!
 //! - requests served, in total and per kind, with p50/p99/max latency;
 //! - errors by kind (a wrong status or body is counted under a name such as
@@ -87,6 +88,7 @@ enum Op {
     ExecuteState,
     ExecutePrint,
     ExecuteError,
+    ExecuteCut,
     Get,
     Manifest,
     Delete,
@@ -103,6 +105,7 @@ const CHURN: &[(Op, usize)] = &[
     (Op::ExecuteState, 6),
     (Op::ExecutePrint, 6),
     (Op::ExecuteError, 4),
+    (Op::ExecuteCut, 3),
     (Op::Get, 10),
     (Op::Manifest, 8),
     (Op::Delete, 6),
@@ -118,6 +121,7 @@ const STEADY: &[(Op, usize)] = &[
     (Op::ExecuteState, 6),
     (Op::ExecutePrint, 6),
     (Op::ExecuteError, 4),
+    (Op::ExecuteCut, 3),
     (Op::Get, 10),
     (Op::Manifest, 8),
     (Op::Delete, 1),
@@ -148,6 +152,9 @@ struct Stats {
     latencies: BTreeMap<&'static str, Vec<u32>>,
     /// Errors by kind.
     errors: BTreeMap<String, u64>,
+    /// Executes cut mid-run, and how many of their results were got back by id.
+    cut: u64,
+    recovered: u64,
     /// The first body or message seen for each kind of error.
     samples: BTreeMap<String, String>,
     /// Bad-token requests refused with 429 because the host's throttle locked the
@@ -173,6 +180,8 @@ impl Stats {
         }
         self.throttled += other.throttled;
         self.reconnects += other.reconnects;
+        self.cut += other.cut;
+        self.recovered += other.recovered;
     }
 
     fn error(&mut self, kind: String, sample: impl FnOnce() -> String) {
@@ -326,6 +335,7 @@ impl Client {
                 Op::ExecuteState => self.execute_state(),
                 Op::ExecutePrint => self.execute_print(),
                 Op::ExecuteError => self.execute_error(),
+                Op::ExecuteCut => self.execute_cut(),
                 Op::Get => self.get(),
                 Op::Delete => {
                     let index = self.rng.below(self.contexts.len());
@@ -457,6 +467,81 @@ impl Client {
                 && messages[0]["line"] == 1
         }) && result["value"].is_null();
         self.check(ok, kind, "wrong error message", &response);
+    }
+
+    /// An execute with an id whose connection is cut with a reset (as a client that
+    /// dropped) once the host has it, then asked again by id with other code: the answer
+    /// must be the first run's (`2i`), never lost and never run twice, and the status
+    /// route must say `done`.
+    fn execute_cut(&mut self) {
+        let index = self.pick();
+        let name = self.contexts[index].name.clone();
+        let i = (self.id as i64) * 1_000_000_000 + self.n as i64;
+        let id = format!("soak-{}-{}", self.id, self.n);
+        let kind = "execute (cut)";
+        let code = format!("import time\ntime.sleep(0.2)\nx = {i}\nx * 2");
+        let body = json!({"code": code, "id": id}).to_string();
+        let request = format!(
+            "PUT /{name}!execute HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: token={}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.port,
+            self.token,
+            body.len()
+        );
+        let sent = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .and_then(|mut stream| std::io::Write::write_all(&mut stream, request.as_bytes()).map(|()| stream));
+        let stream = match sent {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.stats.error(format!("{kind}: connection error"), || error.to_string());
+                return;
+            }
+        };
+        // Cut only once the host has the execution, so the repeat below must find it.
+        let status_path = format!("/{name}/executions/{id}");
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut known = false;
+        while !known && Instant::now() < deadline {
+            match self.request("execution status", "GET", &status_path, Credentials::Token, "") {
+                Some(response) if response.status == 200 => known = true,
+                Some(response) if response.status == 404 => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Some(response) => {
+                    self.status("execution status", &response, 200);
+                    return;
+                }
+                None => return,
+            }
+        }
+        if !known {
+            self.stats.error(format!("{kind}: never arrived"), || id.clone());
+            return;
+        }
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        drop(stream);
+        self.stats.cut += 1;
+        let again = json!({"code": "x = -1\nx", "id": id});
+        let Some((result, response)) = self.execute(kind, index, again) else {
+            return;
+        };
+        let ok = result["value"] == json!({"type": "integer", "data": i * 2})
+            && result["messages"] == json!([]);
+        if !self.check(ok, kind, "lost or repeated result", &response) {
+            self.contexts[index].x = None;
+            return;
+        }
+        self.stats.recovered += 1;
+        self.contexts[index].x = Some(i);
+        if let Some(response) =
+            self.request("execution status", "GET", &status_path, Credentials::Token, "")
+        {
+            if self.status("execution status", &response, 200) {
+                let done = self
+                    .json("execution status", &response)
+                    .is_some_and(|status| status["status"] == "done");
+                self.check(done, "execution status", "not done", &response);
+            }
+        }
     }
 
     fn get(&mut self) {
@@ -1013,6 +1098,12 @@ pub fn run(binary: &Path, seconds: u64, out: Option<&Path>) -> Result<()> {
         stats.throttled, stats.reconnects
     );
     println!(
+        "executes cut mid-run and asked again by id: {}; results got back: {}; lost: {}",
+        stats.cut,
+        stats.recovered,
+        stats.cut - stats.recovered.min(stats.cut)
+    );
+    println!(
         "host RSS: start {}, after 1 s {}, peak {}, end {}; growth {:+.1} MiB, {:+.1} KiB per 10k requests",
         mib(rss_start),
         mib(rss_1s),
@@ -1120,6 +1211,8 @@ pub fn run(binary: &Path, seconds: u64, out: Option<&Path>) -> Result<()> {
             "per_second": rate,
             "kinds": kinds,
             "errors": stats.errors,
+            "executes_cut": stats.cut,
+            "executes_recovered": stats.recovered,
             "error_samples": stats.samples,
             "throttled_bad_tokens": stats.throttled,
             "reconnects": stats.reconnects,

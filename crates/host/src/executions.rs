@@ -30,6 +30,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(600);
 /// a context puts on one call's printed output.
 pub const OUTPUT_CAP: usize = 1 << 20;
 
+/// The most bytes (about) the ended executions of one instance keep, results
+/// included; past it the oldest are dropped (the newest ended one always stays).
+pub const LOG_BYTES: usize = 64 << 20;
+
 /// The longest execution id a client may choose.
 const MAX_ID: usize = 64;
 
@@ -42,6 +46,8 @@ pub struct ExecutionLimits {
     pub retention: Duration,
     /// Output bytes kept per execution.
     pub output_cap: usize,
+    /// Bytes the ended executions of one instance keep (output and results).
+    pub log_bytes: usize,
 }
 
 impl Default for ExecutionLimits {
@@ -50,6 +56,7 @@ impl Default for ExecutionLimits {
             history: DEFAULT_HISTORY,
             retention: DEFAULT_RETENTION,
             output_cap: OUTPUT_CAP,
+            log_bytes: LOG_BYTES,
         }
     }
 }
@@ -121,6 +128,9 @@ struct Record {
     live: bool,
     interrupt_requested: bool,
     outcome: Option<Result<Value, HostError>>,
+    /// About how many bytes it holds once ended (output, and the result twice: as
+    /// events and as the outcome).
+    weight: usize,
 }
 
 /// One execution: its id, its events and, once ended, its outcome.
@@ -177,6 +187,7 @@ impl Execution {
                 live: false,
                 interrupt_requested: false,
                 outcome: None,
+                weight: 0,
             }),
             changed: watch::channel(0).0,
         }
@@ -284,6 +295,11 @@ impl Execution {
             ExecutionStatus::Done
         };
         record.ended_ms = Some(now_ms());
+        let result_bytes = match &outcome {
+            Ok(result) => result.to_string().len(),
+            Err(error) => error.to_string().len(),
+        };
+        record.weight = record.output_bytes + 2 * result_bytes;
         record.outcome = Some(outcome);
         let summary = json!({"status": record.status.as_str(), "events": record.events.len()});
         self.push(&mut record, "done", summary);
@@ -338,6 +354,11 @@ impl Execution {
             execution: self.clone(),
             next: after,
         }
+    }
+
+    /// About how many bytes it holds; 0 while running.
+    fn weight(&self) -> usize {
+        lock(&self.record).weight
     }
 
     fn ended_before(&self, deadline_ms: u64) -> bool {
@@ -468,11 +489,27 @@ impl ExecutionLog {
     }
 
     /// Drops executions that ended longer ago than the retention, then the oldest
-    /// ended ones beyond the history; running ones always stay.
+    /// ended ones beyond the history or the byte budget; running ones always stay, and
+    /// so does the newest ended one.
     fn prune(&self, list: &mut VecDeque<Arc<Execution>>) {
         let retention = u64::try_from(self.limits.retention.as_millis()).unwrap_or(u64::MAX);
         let deadline = now_ms().saturating_sub(retention);
         list.retain(|execution| !execution.ended_before(deadline));
+        let mut bytes: usize = list.iter().map(|e| e.weight()).sum();
+        while bytes > self.limits.log_bytes {
+            let ended: Vec<usize> = list
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.status() != ExecutionStatus::Running)
+                .map(|(at, _)| at)
+                .collect();
+            if ended.len() < 2 {
+                break;
+            }
+            if let Some(dropped) = list.remove(ended[0]) {
+                bytes = bytes.saturating_sub(dropped.weight());
+            }
+        }
         while list.len() > self.limits.history {
             let oldest_ended = list
                 .iter()
@@ -664,6 +701,22 @@ mod tests {
         execution.finish(Ok(json!({"messages": [], "value": null})));
         std::thread::sleep(Duration::from_millis(2));
         assert!(expired.find("x").is_none());
+    }
+
+    #[test]
+    fn the_log_drops_the_oldest_results_beyond_its_byte_budget_but_keeps_the_newest() {
+        let log = ExecutionLog::new(ExecutionLimits {
+            log_bytes: 1000,
+            ..ExecutionLimits::default()
+        });
+        let big = json!({"messages": [], "value": {"type": "string", "data": "x".repeat(400)}});
+        for id in ["1", "2", "3"] {
+            let (execution, _) = log.find_or_start(id.into());
+            execution.finish(Ok(big.clone()));
+        }
+        assert!(log.find("1").is_none());
+        assert!(log.find("2").is_none());
+        assert!(log.find("3").is_some(), "the newest stays whatever its size");
     }
 
     #[test]

@@ -143,7 +143,10 @@ impl EventStream {
             assert!(Instant::now() < deadline, "no response head");
             let mut buf = [0u8; 4096];
             match stream.read(&mut buf) {
-                Ok(0) => panic!("closed before the head: {:?}", String::from_utf8_lossy(&raw)),
+                Ok(0) => panic!(
+                    "closed before the head: {:?}",
+                    String::from_utf8_lossy(&raw)
+                ),
                 Ok(n) => raw.extend_from_slice(&buf[..n]),
                 Err(_) => {}
             }
@@ -269,15 +272,24 @@ fn every_execute_answers_with_its_execution_id_and_its_status_is_kept() {
     let chosen = s.execute(&json!({"code": "6*7", "id": "answer_1"}));
     assert_eq!(chosen.status, 200, "{}", chosen.text());
     assert_eq!(chosen.header("stencila-execution"), Some("answer_1"));
-    assert_eq!(chosen.json()["value"], json!({"type": "integer", "data": 42}));
+    assert_eq!(
+        chosen.json()["value"],
+        json!({"type": "integer", "data": 42})
+    );
 
     // Without an id the host makes one; a bare string of code too.
     let made = s.execute(&json!("1 + 1"));
-    let id = made.header("stencila-execution").expect("an id").to_string();
+    let id = made
+        .header("stencila-execution")
+        .expect("an id")
+        .to_string();
     assert!(!id.is_empty() && id.len() <= 64, "{id}");
     let status = s.status(&id);
     assert_eq!(status.status, 200);
-    assert_eq!(status.json()["value"], json!({"type": "integer", "data": 2}));
+    assert_eq!(
+        status.json()["value"],
+        json!({"type": "integer", "data": 2})
+    );
 
     let status = s.status("answer_1").json();
     assert_eq!(status["id"], json!("answer_1"));
@@ -298,7 +310,11 @@ fn every_execute_answers_with_its_execution_id_and_its_status_is_kept() {
     }
     let unknown = s.status("never");
     assert_eq!(unknown.status, 404, "{}", unknown.text());
-    assert!(unknown.text().starts_with("Not found: "), "{}", unknown.text());
+    assert!(
+        unknown.text().starts_with("Not found: "),
+        "{}",
+        unknown.text()
+    );
     let no_instance = s.get("/pythonContext9/executions/x");
     assert_eq!(no_instance.status, 404);
 }
@@ -319,9 +335,15 @@ fn a_cut_connection_does_not_stop_the_execution_and_the_result_is_got_by_id() {
     let again = s.execute(&json!({"code": "survived = 0\nsurvived", "id": "cut-1"}));
     assert_eq!(again.status, 200, "{}", again.text());
     assert_eq!(again.header("stencila-execution"), Some("cut-1"));
-    assert_eq!(again.json()["value"], json!({"type": "integer", "data": 42}));
+    assert_eq!(
+        again.json()["value"],
+        json!({"type": "integer", "data": 42})
+    );
     let after = s.execute(&json!("survived"));
-    assert_eq!(after.json()["value"], json!({"type": "integer", "data": 42}));
+    assert_eq!(
+        after.json()["value"],
+        json!({"type": "integer", "data": 42})
+    );
     assert_eq!(s.status("cut-1").json()["status"], json!("done"));
 }
 
@@ -361,12 +383,19 @@ fn printed_output_streams_live_and_the_first_line_arrives_within_1_2_s() {
     s.wait_known("live");
     let mut stream = s.events("live", None);
     assert_eq!(stream.status, 200);
-    assert!(stream.headers.contains("content-type: text/event-stream"), "{}", stream.headers);
+    assert!(
+        stream.headers.contains("content-type: text/event-stream"),
+        "{}",
+        stream.headers
+    );
     let first = stream.next(Duration::from_secs(10)).expect("an event");
     let at = started.elapsed();
     assert_eq!((first.id, first.kind.as_str()), (1, "stdout"), "{first:?}");
     assert_eq!(first.data, json!("0\n"));
-    assert!(at < Duration::from_millis(1200), "the first line came after {at:?}");
+    assert!(
+        at < Duration::from_millis(1200),
+        "the first line came after {at:?}"
+    );
     // While it runs, the status shows the output so far.
     let running = s.status("live").json();
     assert_eq!(running["status"], json!("running"));
@@ -376,9 +405,15 @@ fn printed_output_streams_live_and_the_first_line_arrives_within_1_2_s() {
     check_sequence(&events, 1, "done");
     assert_eq!(stdout_text(&events), "0\n1\n2\n3\n4\n");
     // Each line came as its own event, as it was printed.
-    assert!(events.iter().filter(|e| e.kind == "stdout").count() >= 4, "{events:?}");
+    assert!(
+        events.iter().filter(|e| e.kind == "stdout").count() >= 4,
+        "{events:?}"
+    );
     let response = request.join().expect("the execute");
-    assert_eq!(response.json()["messages"], json!([{"type": "stdout", "message": "0\n1\n2\n3\n4\n"}]));
+    assert_eq!(
+        response.json()["messages"],
+        json!([{"type": "stdout", "message": "0\n1\n2\n3\n4\n"}])
+    );
 }
 
 #[test]
@@ -390,7 +425,11 @@ fn events_resume_after_last_event_id_and_replay_after_the_end_to_many_readers() 
     let all = s.events("replay", None).all(Duration::from_secs(30));
     check_sequence(&all, 1, "done");
     let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["stdout", "stderr", "message", "value", "done"], "{all:?}");
+    assert_eq!(
+        kinds,
+        ["stdout", "stderr", "message", "value", "done"],
+        "{all:?}"
+    );
     assert_eq!(all[2].data["type"], json!("warning"));
     assert_eq!(all[3].data["type"], json!("object"));
     for n in 0..all.len() as u64 {
@@ -409,7 +448,10 @@ fn events_resume_after_last_event_id_and_replay_after_the_end_to_many_readers() 
             std::thread::spawn(move || stream.all(Duration::from_secs(30)))
         })
         .collect();
-    let seen: Vec<Vec<Event>> = readers.into_iter().map(|r| r.join().expect("a reader")).collect();
+    let seen: Vec<Vec<Event>> = readers
+        .into_iter()
+        .map(|r| r.join().expect("a reader"))
+        .collect();
     request.join().expect("the execute");
     for events in &seen {
         check_sequence(events, 1, "done");
@@ -425,7 +467,9 @@ fn events_resume_after_last_event_id_and_replay_after_the_end_to_many_readers() 
     let mut stream = s.events("resume", None);
     let first = stream.next(Duration::from_secs(10)).expect("a first event");
     drop(stream);
-    let rest = s.events("resume", Some(first.id)).all(Duration::from_secs(30));
+    let rest = s
+        .events("resume", Some(first.id))
+        .all(Duration::from_secs(30));
     request.join().expect("the execute");
     assert_eq!(rest.first().map(|e| e.id), Some(first.id + 1));
     let mut joined = vec![first];
@@ -446,7 +490,10 @@ fn a_reader_that_stops_reading_stalls_nothing() {
     let stuck = s.events("flood", None);
     let started = Instant::now();
     let response = request.join().expect("the execute");
-    assert_eq!(response.json()["value"], json!({"type": "string", "data": "finished"}));
+    assert_eq!(
+        response.json()["value"],
+        json!({"type": "string", "data": "finished"})
+    );
     assert!(started.elapsed() < Duration::from_secs(60));
     // Another reader gets everything, and the host still answers.
     let events = s.events("flood", None).all(Duration::from_secs(60));
@@ -465,7 +512,10 @@ fn interrupt_ends_a_running_execution_as_interrupted() {
     }));
     s.wait_known("stop-me");
     let mut stream = s.events("stop-me", None);
-    assert_eq!(stream.next(Duration::from_secs(10)).map(|e| e.kind), Some("stdout".into()));
+    assert_eq!(
+        stream.next(Duration::from_secs(10)).map(|e| e.kind),
+        Some("stdout".into())
+    );
     let interrupted = s
         .host
         .request("PUT", &format!("/{}!interrupt", s.name))
@@ -473,7 +523,11 @@ fn interrupt_ends_a_running_execution_as_interrupted() {
         .send();
     assert_eq!(interrupted.status, 200);
     let response = request.join().expect("the execute");
-    assert!(response.text().contains("KeyboardInterrupt"), "{}", response.text());
+    assert!(
+        response.text().contains("KeyboardInterrupt"),
+        "{}",
+        response.text()
+    );
     let rest = stream.all(Duration::from_secs(30));
     let done = rest.last().expect("done");
     assert_eq!(done.data["status"], json!("interrupted"), "{rest:?}");
@@ -491,11 +545,11 @@ fn output_over_the_cap_is_cut_in_the_log_and_said() {
     }));
     assert_eq!(response.status, 200);
     let messages = response.json()["messages"].clone();
-    let said = messages
-        .as_array()
-        .expect("messages")
-        .iter()
-        .any(|m| m["message"].as_str().is_some_and(|t| t.contains("output truncated")));
+    let said = messages.as_array().expect("messages").iter().any(|m| {
+        m["message"]
+            .as_str()
+            .is_some_and(|t| t.contains("output truncated"))
+    });
     assert!(said, "the result says output was dropped");
     let events = s.events("big", None).all(Duration::from_secs(60));
     check_sequence(&events, 1, "done");
@@ -527,7 +581,11 @@ fn the_new_routes_need_authorization_and_follow_cors() {
     ] {
         let anonymous = s.host.request("GET", &path).send();
         assert_eq!(anonymous.status, 401, "{path}");
-        let bad = s.host.request("GET", &path).bearer("x".repeat(64).as_str()).send();
+        let bad = s
+            .host
+            .request("GET", &path)
+            .bearer("x".repeat(64).as_str())
+            .send();
         assert_eq!(bad.status, 403, "{path}");
         let foreign = s
             .host
@@ -544,7 +602,10 @@ fn the_new_routes_need_authorization_and_follow_cors() {
         .header("Origin", "https://stenci.la")
         .send();
     assert_eq!(allowed.status, 200);
-    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://stenci.la"));
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://stenci.la")
+    );
     assert_eq!(allowed.header("cache-control"), Some("no-store"));
     let executed = s
         .host
@@ -581,11 +642,17 @@ fn header_sections_over_the_limit_get_431_with_a_clear_text() {
     let refused = big(40 * 1024);
     assert_eq!(refused.status, 431);
     assert!(
-        refused.text().starts_with("Request header fields too large: "),
+        refused
+            .text()
+            .starts_with("Request header fields too large: "),
         "{}",
         refused.text()
     );
-    assert!(refused.text().contains("--max-header"), "{}", refused.text());
+    assert!(
+        refused.text().contains("--max-header"),
+        "{}",
+        refused.text()
+    );
     let roomy = HostProcess::start(&["--max-header", "64K"]);
     let token = roomy.token();
     let response = roomy

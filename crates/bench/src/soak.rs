@@ -487,12 +487,14 @@ impl Client {
             self.token,
             body.len()
         );
-        let sent = std::net::TcpStream::connect(("127.0.0.1", self.port))
-            .and_then(|mut stream| std::io::Write::write_all(&mut stream, request.as_bytes()).map(|()| stream));
+        let sent = std::net::TcpStream::connect(("127.0.0.1", self.port)).and_then(|mut stream| {
+            std::io::Write::write_all(&mut stream, request.as_bytes()).map(|()| stream)
+        });
         let stream = match sent {
             Ok(stream) => stream,
             Err(error) => {
-                self.stats.error(format!("{kind}: connection error"), || error.to_string());
+                self.stats
+                    .error(format!("{kind}: connection error"), || error.to_string());
                 return;
             }
         };
@@ -501,7 +503,13 @@ impl Client {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let mut known = false;
         while !known && Instant::now() < deadline {
-            match self.request("execution status", "GET", &status_path, Credentials::Token, "") {
+            match self.request(
+                "execution status",
+                "GET",
+                &status_path,
+                Credentials::Token,
+                "",
+            ) {
                 Some(response) if response.status == 200 => known = true,
                 Some(response) if response.status == 404 => {
                     std::thread::sleep(Duration::from_millis(5))
@@ -514,7 +522,8 @@ impl Client {
             }
         }
         if !known {
-            self.stats.error(format!("{kind}: never arrived"), || id.clone());
+            self.stats
+                .error(format!("{kind}: never arrived"), || id.clone());
             return;
         }
         let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
@@ -532,9 +541,13 @@ impl Client {
         }
         self.stats.recovered += 1;
         self.contexts[index].x = Some(i);
-        if let Some(response) =
-            self.request("execution status", "GET", &status_path, Credentials::Token, "")
-        {
+        if let Some(response) = self.request(
+            "execution status",
+            "GET",
+            &status_path,
+            Credentials::Token,
+            "",
+        ) {
             if self.status("execution status", &response, 200) {
                 let done = self
                     .json("execution status", &response)

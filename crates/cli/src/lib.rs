@@ -95,6 +95,8 @@ fn bind(config: &ServeConfig) -> Result<TcpListener> {
 
 fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     let config = ServeConfig::from_args(args)?;
+    // Found (and logged) once, before any context starts.
+    stencila_contexts::cgroup::confinement();
     let (host, python) = build_host(&config);
     let host = Arc::new(host);
     let auth = Arc::new(Auth::new(config.auth.clone()));
@@ -135,6 +137,7 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
             let stop = stop_when(host.clone(), signals, config.idle_timeout, config.duration);
             let result = stencila_http::serve(listener, host.clone(), auth, server, stop).await;
             host.destroy_all().await;
+            stencila_contexts::cgroup::release();
             result
         }
     });

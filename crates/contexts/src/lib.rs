@@ -21,6 +21,7 @@
 //! host.register(Arc::new(python));
 //! ```
 
+pub mod cgroup;
 pub mod legacy;
 mod pool;
 mod python;

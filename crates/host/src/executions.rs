@@ -574,8 +574,10 @@ where
         // so no waiter waits forever.
         let ender = EndOnDrop(execution);
         let outcome = future.await;
-        ender.0.finish(outcome);
+        // The instance is idle again before anyone hears the outcome, so a client
+        // that reads its state right after sees it idle.
         drop(guard);
+        ender.0.finish(outcome);
     });
 }
 
@@ -648,7 +650,10 @@ mod tests {
         })));
         let events = text_events(&execution);
         assert_eq!(events[0], ("stderr", json!("e")));
-        assert_eq!(events[2], ("done", json!({"status": "failed", "events": 2})));
+        assert_eq!(
+            events[2],
+            ("done", json!({"status": "failed", "events": 2}))
+        );
     }
 
     #[test]
@@ -661,7 +666,10 @@ mod tests {
         assert_eq!(events.len(), 3, "{events:?}");
         assert_eq!(events[1], ("stderr", json!("éé")));
         assert_eq!(events[2].0, "truncated");
-        assert!(events[2].1["message"].as_str().unwrap().contains("10 bytes"));
+        assert!(events[2].1["message"]
+            .as_str()
+            .unwrap()
+            .contains("10 bytes"));
     }
 
     #[test]
@@ -716,7 +724,10 @@ mod tests {
         }
         assert!(log.find("1").is_none());
         assert!(log.find("2").is_none());
-        assert!(log.find("3").is_some(), "the newest stays whatever its size");
+        assert!(
+            log.find("3").is_some(),
+            "the newest stays whatever its size"
+        );
     }
 
     #[test]
@@ -745,7 +756,10 @@ mod tests {
             tokio::task::yield_now().await;
             execution.finish(Ok(json!({"messages": [], "value": null})));
             assert_eq!(waiting.await.unwrap(), vec!["done"]);
-            assert_eq!(execution.outcome().await, Ok(json!({"messages": [], "value": null})));
+            assert_eq!(
+                execution.outcome().await,
+                Ok(json!({"messages": [], "value": null}))
+            );
         });
     }
 }

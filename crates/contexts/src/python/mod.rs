@@ -10,6 +10,7 @@
 //! "<base64>", "encoding": "base64"}`; values nested deeper than 64 levels, cycles and
 //! anything without a JSON form become their `repr` inside arrays and objects.
 
+use crate::cgroup::{self, ContextCgroup};
 use crate::pool::WorkerPool;
 use crate::worker::{
     output_events, Answer, EventHandler, ExitReport, ReplyError, Worker, WorkerCommand,
@@ -333,6 +334,9 @@ pub struct PythonContext {
     /// `interrupt`, `state` and `destroy`). Never held across an await.
     current: StdMutex<Option<Arc<Worker>>>,
     destroyed: AtomicBool,
+    /// The cgroup of everything this context's workers start, where the machine
+    /// allows one (see [`crate::cgroup`]).
+    cgroup: Option<ContextCgroup>,
 }
 
 fn lock<T>(mutex: &StdMutex<T>) -> MutexGuard<'_, T> {
@@ -385,7 +389,12 @@ fn name_arg<'a>(arg: &'a Value, method: &str) -> Result<&'a str, HostError> {
 impl PythonContext {
     async fn start(spawner: Arc<Spawner>) -> Result<Self, HostError> {
         let worker = Arc::new(spawner.spawn().await?);
+        let cgroup = cgroup::for_context();
+        if let Some(cgroup) = &cgroup {
+            cgroup.add(worker.pid());
+        }
         Ok(PythonContext {
+            cgroup,
             spawner,
             session: tokio::sync::Mutex::new(Session {
                 worker: Some(worker.clone()),
@@ -413,6 +422,9 @@ impl PythonContext {
             }
         }
         let worker = Arc::new(self.spawner.spawn().await?);
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.add(worker.pid());
+        }
         *lock(&self.current) = Some(worker.clone());
         if self.destroyed.load(Ordering::SeqCst) {
             // `destroy` ran while the worker started and did not see it.
@@ -465,6 +477,10 @@ impl PythonContext {
                 }
             }
             worker.kill().await;
+        }
+        // What it started in other sessions goes with it.
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill();
         }
         session.lost = Some(loss);
     }
@@ -582,6 +598,9 @@ impl PythonContext {
             lock(&self.current).take();
             worker.kill().await;
         }
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill();
+        }
         // The caller asked for a fresh namespace, so there is nothing to warn about.
         session.lost = None;
         self.worker(&mut session).await?;
@@ -691,6 +710,9 @@ impl Instance for PythonContext {
             let worker = lock(&self.current).take();
             if let Some(worker) = worker {
                 worker.kill().await;
+            }
+            if let Some(cgroup) = &self.cgroup {
+                cgroup.remove().await;
             }
         })
     }

@@ -126,9 +126,15 @@ async fn events_reach_their_call_in_order_before_its_answer() {
         .expect("an answer");
     assert_eq!(answer.outcome, Ok(json!("done")));
     // The event for the stale id was skipped; the rest came in order.
-    assert_eq!(*seen.lock().unwrap(), vec![json!("0"), json!("1"), json!("2")]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![json!("0"), json!("1"), json!("2")]
+    );
     // Without a handler, events are dropped and the call is answered as usual.
-    let plain = worker.call("events", &json!(2), None).await.expect("an answer");
+    let plain = worker
+        .call("events", &json!(2), None)
+        .await
+        .expect("an answer");
     assert_eq!(plain.outcome, Ok(json!("done")));
 }
 

@@ -24,7 +24,7 @@ fn a_context_in_a_new_session_ends_with_its_cgroup_or_the_host_says_why_not() {
     let lines = stderr.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            lines.lock().unwrap().push(line);
+            lines.lock().expect("ok").push(line);
         }
     });
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -49,7 +49,7 @@ fn a_context_in_a_new_session_ends_with_its_cgroup_or_the_host_says_why_not() {
     let deleted = Request::new(port, "DELETE", "/pythonContext1").send();
     assert_eq!(deleted.status, 200);
 
-    let log = stderr.lock().unwrap().clone();
+    let log = stderr.lock().expect("ok").clone();
     let about: Vec<&String> = log.iter().filter(|l| l.contains("cgroup")).collect();
     assert_eq!(about.len(), 1, "said once: {log:?}");
     if about[0].contains("a cgroup of their own") {

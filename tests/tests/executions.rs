@@ -295,7 +295,7 @@ fn every_execute_answers_with_its_execution_id_and_its_status_is_kept() {
     assert_eq!(status["id"], json!("answer_1"));
     assert_eq!(status["status"], json!("done"));
     assert!(status["started"].as_f64().expect("started") > 1e9);
-    assert!(status["ended"].as_f64().expect("ended") >= status["started"].as_f64().unwrap());
+    assert!(status["ended"].as_f64().expect("ended") >= status["started"].as_f64().expect("ok"));
     assert_eq!(status["messages"], json!([]));
 
     // A code error is a 200 with an error message, and a failed execution.
@@ -413,6 +413,33 @@ fn printed_output_streams_live_and_the_first_line_arrives_within_1_2_s() {
     assert_eq!(
         response.json()["messages"],
         json!([{"type": "stdout", "message": "0\n1\n2\n3\n4\n"}])
+    );
+}
+
+#[test]
+fn output_of_subprocesses_streams_live_too() {
+    let s = Session::python();
+    let request = s.execute_in_background(json!({
+        "code": "import subprocess\nsubprocess.run(['sh', '-c', 'echo one; sleep 1.5; echo two >&2'])\nNone",
+        "id": "sub"
+    }));
+    s.wait_known("sub");
+    let mut stream = s.events("sub", None);
+    let first = stream.next(Duration::from_secs(10)).expect("an event");
+    let seen = Instant::now();
+    assert_eq!(
+        (first.kind.as_str(), &first.data),
+        ("stdout", &json!("one\n"))
+    );
+    let rest = stream.all(Duration::from_secs(30));
+    // The second line came about 1.5 s later, while the code still ran.
+    assert!(seen.elapsed() > Duration::from_millis(1000), "{rest:?}");
+    assert_eq!(rest[0].kind, "stderr");
+    assert_eq!(rest[0].data, json!("two\n"));
+    let response = request.join().expect("the execute");
+    assert_eq!(
+        response.json()["messages"],
+        json!([{"type": "stdout", "message": "one\n"}, {"type": "stderr", "message": "two\n"}])
     );
 }
 

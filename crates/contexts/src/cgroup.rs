@@ -183,9 +183,9 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("stencila-cgroup-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("user.slice/app")).unwrap();
-        fs::write(dir.join("cgroup.controllers"), "").unwrap();
-        fs::write(dir.join("user.slice/app/cgroup.procs"), "").unwrap();
+        fs::create_dir_all(dir.join("user.slice/app")).expect("ok");
+        fs::write(dir.join("cgroup.controllers"), "").expect("ok");
+        fs::write(dir.join("user.slice/app/cgroup.procs"), "").expect("ok");
         dir
     }
 
@@ -193,43 +193,44 @@ mod tests {
     fn without_cgroup_v2_the_reason_is_given() {
         let mount = scratch("v1");
         let v1 = "4:memory:/x\n1:cpu:/\n";
-        let error = Cgroups::detect_in(&mount, v1, 7).unwrap_err();
+        let error = Cgroups::detect_in(&mount, v1, 7).expect_err("an error");
         assert!(error.contains("cgroup v2"), "{error}");
-        fs::remove_file(mount.join("cgroup.controllers")).unwrap();
-        let error = Cgroups::detect_in(&mount, "0::/user.slice/app\n", 7).unwrap_err();
+        fs::remove_file(mount.join("cgroup.controllers")).expect("ok");
+        let error = Cgroups::detect_in(&mount, "0::/user.slice/app\n", 7).expect_err("an error");
         assert!(error.contains("not mounted"), "{error}");
-        fs::remove_dir_all(&mount).unwrap();
+        fs::remove_dir_all(&mount).expect("ok");
     }
 
     #[test]
     fn a_delegated_cgroup_gets_one_child_per_context() {
         let mount = scratch("v2");
-        let cgroups = Cgroups::detect_in(&mount, "0::/user.slice/app\n", 7).unwrap();
+        let cgroups = Cgroups::detect_in(&mount, "0::/user.slice/app\n", 7).expect("ok");
         let base = mount.join("user.slice/app/stencila-7");
         assert!(base.is_dir());
-        let first = cgroups.create().unwrap();
-        let second = cgroups.create().unwrap();
+        let first = cgroups.create().expect("ok");
+        let second = cgroups.create().expect("ok");
         assert_eq!(first.dir, base.join("context-1"));
         assert_eq!(second.dir, base.join("context-2"));
         first.add(1234);
         assert_eq!(
-            fs::read_to_string(first.dir.join("cgroup.procs")).unwrap(),
+            fs::read_to_string(first.dir.join("cgroup.procs")).expect("ok"),
             "1234"
         );
         first.kill();
         assert_eq!(
-            fs::read_to_string(first.dir.join("cgroup.kill")).unwrap(),
+            fs::read_to_string(first.dir.join("cgroup.kill")).expect("ok"),
             "1"
         );
-        fs::remove_dir_all(&mount).unwrap();
+        fs::remove_dir_all(&mount).expect("ok");
     }
 
     #[test]
     fn a_cgroup_not_delegated_is_refused() {
         let mount = scratch("root");
         // Not there at all: as good as not writable.
-        let error = Cgroups::detect_in(&mount, "0::/system.slice/other\n", 7).unwrap_err();
+        let error =
+            Cgroups::detect_in(&mount, "0::/system.slice/other\n", 7).expect_err("an error");
         assert!(error.contains("not delegated"), "{error}");
-        fs::remove_dir_all(&mount).unwrap();
+        fs::remove_dir_all(&mount).expect("ok");
     }
 }

@@ -668,7 +668,7 @@ mod tests {
         assert_eq!(events[2].0, "truncated");
         assert!(events[2].1["message"]
             .as_str()
-            .unwrap()
+            .expect("ok")
             .contains("10 bytes"));
     }
 
@@ -738,10 +738,10 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
+            .expect("ok");
         runtime.block_on(async {
             let mut cursor = execution.events(1);
-            assert_eq!(cursor.next().await.unwrap().seq, 2);
+            assert_eq!(cursor.next().await.expect("ok").seq, 2);
             let waiting = tokio::spawn({
                 let execution = execution.clone();
                 async move {
@@ -755,7 +755,7 @@ mod tests {
             });
             tokio::task::yield_now().await;
             execution.finish(Ok(json!({"messages": [], "value": null})));
-            assert_eq!(waiting.await.unwrap(), vec!["done"]);
+            assert_eq!(waiting.await.expect("ok"), vec!["done"]);
             assert_eq!(
                 execution.outcome().await,
                 Ok(json!({"messages": [], "value": null}))

@@ -38,6 +38,7 @@ import _signal
 import ast
 import binascii
 import builtins
+import codecs
 import collections
 import fcntl
 import io
@@ -164,7 +165,9 @@ class Output:
         self.warned = 0
         self.warnings_omitted = 0
 
-    def add(self, stream, text):
+    def add(self, stream, text, live=True):
+        """Keeps `text` within the caps; `live`: also queue it for the live events
+        (fd output was queued as it was read, see keep_fd_output)."""
         if not text:
             return
         size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
@@ -184,8 +187,9 @@ class Output:
             self.omitted[stream] += size
             return
         self.used[stream] += size
-        LIVE.append((stream, text))
-        LIVE_WAKE.set()
+        if live:
+            LIVE.append((stream, text))
+            LIVE_WAKE.set()
 
     def warning(self, message, line):
         message = clip(message, MESSAGE_CAP)
@@ -317,6 +321,12 @@ class NoStdin(io.TextIOBase):
 CAPTURE_LOCK = threading.Lock()
 FD_KEPT = {"stdout": bytearray(), "stderr": bytearray()}
 FD_DROPPED = {"stdout": 0, "stderr": 0}
+# fd output is streamed live as it is read; a character split between two reads is
+# decoded once whole.
+FD_DECODERS = {
+    "stdout": codecs.getincrementaldecoder("utf-8")("replace"),
+    "stderr": codecs.getincrementaldecoder("utf-8")("replace"),
+}
 
 
 def fresh_capture_lock():
@@ -351,6 +361,10 @@ def keep_fd_output(name, data):
     room = OUTPUT_CAP - len(kept)
     if room > 0:
         kept += data[:room]
+        text = FD_DECODERS[name].decode(data[:room])
+        if text:
+            LIVE.append((name, text))
+            LIVE_WAKE.set()
     FD_DROPPED[name] += max(len(data) - max(room, 0), 0)
 
 
@@ -402,7 +416,8 @@ def collect_fd_output():
             FD_DROPPED[name] = 0
     for name, data, dropped in taken:
         if data:
-            OUTPUT.add(name, data.decode("utf-8", "replace"))
+            # Already sent live as it was read.
+            OUTPUT.add(name, data.decode("utf-8", "replace"), live=False)
         OUTPUT.omitted[name] += dropped
 
 

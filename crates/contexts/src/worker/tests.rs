@@ -117,7 +117,7 @@ async fn events_reach_their_call_in_order_before_its_answer() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let handler: EventHandler = {
         let seen = seen.clone();
-        Arc::new(move |event: Value| seen.lock().unwrap().push(event["text"].clone()))
+        Arc::new(move |event: Value| seen.lock().expect("ok").push(event["text"].clone()))
     };
     let answer = worker
         .submit_with_events("events", &json!(3), None, Some(handler))
@@ -127,7 +127,7 @@ async fn events_reach_their_call_in_order_before_its_answer() {
     assert_eq!(answer.outcome, Ok(json!("done")));
     // The event for the stale id was skipped; the rest came in order.
     assert_eq!(
-        *seen.lock().unwrap(),
+        *seen.lock().expect("ok"),
         vec![json!("0"), json!("1"), json!("2")]
     );
     // Without a handler, events are dropped and the call is answered as usual.

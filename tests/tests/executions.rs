@@ -317,6 +317,14 @@ fn every_execute_answers_with_its_execution_id_and_its_status_is_kept() {
     );
     let no_instance = s.get("/pythonContext9/executions/x");
     assert_eq!(no_instance.status, 404);
+    let no_such = s
+        .host
+        .request("PUT", "/pythonContext9!execute")
+        .cookie(&s.token)
+        .json(&json!({"code": "1", "id": "lost"}))
+        .send();
+    assert_eq!(no_such.status, 404);
+    assert_eq!(no_such.header("stencila-execution"), Some("lost"));
 }
 
 #[test]

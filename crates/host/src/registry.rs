@@ -295,7 +295,16 @@ impl Host {
     /// run again: this waits for that execution and returns its outcome.
     pub async fn execute(&self, name: &str, mut arg: Value) -> Result<Executed, HostError> {
         let id = executions::take_id(&mut arg)?.unwrap_or_else(executions::fresh_id);
-        let busy = self.busy_entry(name)?;
+        let busy = match self.busy_entry(name) {
+            Ok(busy) => busy,
+            // Still answered with its id, as every execute is.
+            Err(error) => {
+                return Ok(Executed {
+                    id,
+                    result: Err(error),
+                })
+            }
+        };
         let (execution, fresh) = busy.0.executions.find_or_start(id.clone());
         if fresh {
             let instance = busy.0.instance.clone();

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 use stencila_auth::Auth;
-use stencila_contexts::{PythonConfig, PythonContextType};
+use stencila_contexts::{NodeConfig, NodeContextType, PythonConfig, PythonContextType};
 use stencila_host::Host;
 
 /// How many ports are tried, 10 apart, when the one asked for is taken.
@@ -58,6 +58,12 @@ fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
         pool_size: config.pool_size,
     }));
     host.register(python.clone());
+    // No pool: an idle node worker costs about 50 MB, and a cold start is quick.
+    host.register(Arc::new(NodeContextType::new(NodeConfig {
+        program: config.node.clone().into(),
+        execute_timeout: config.execute_timeout,
+        pool_size: 0,
+    })));
     (host, python)
 }
 

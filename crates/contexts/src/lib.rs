@@ -1,5 +1,6 @@
 //! The execution contexts a Stencila host offers. `PythonContext` runs Python code
-//! in one `python3` worker process per instance.
+//! in one `python3` worker process per instance; `NodeContext` runs JavaScript in one
+//! `node` worker process per instance.
 //!
 //! The [`worker`] module is the language-neutral process layer (spawning, framing,
 //! request ids, interrupts, timeouts, crash detection, reaping); a context type is
@@ -20,8 +21,10 @@
 //! host.register(Arc::new(python));
 //! ```
 
+mod node;
 mod pool;
 mod python;
 pub mod worker;
 
+pub use node::{NodeConfig, NodeContext, NodeContextType};
 pub use python::{resolve_interpreter, PythonConfig, PythonContext, PythonContextType};

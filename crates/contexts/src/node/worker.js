@@ -85,7 +85,10 @@ const PROTO_OUT = reopen(1, 'a');
 const LOG_FD = reopen(2, 'a');
 let OUT_FD = 1;
 let ERR_FD = 2;
-if (PROTO_IN !== null && PROTO_OUT !== null && LOG_FD !== null) {
+// False where /proc could not reopen the pipes: then fds 0-2 stay the channel and
+// only JavaScript-level output is captured.
+const REDIRECTED = PROTO_IN !== null && PROTO_OUT !== null && LOG_FD !== null;
+if (REDIRECTED) {
   fs.closeSync(0);
   fs.openSync('/dev/null', 'r');
   fs.closeSync(1);
@@ -169,9 +172,8 @@ function chunkText(chunk, encoding) {
 
 // What user code writes to fds 1 and 2 directly (fs.writeSync, child processes).
 function collectFdOutput() {
+  if (!REDIRECTED) return;
   for (const [stream, fd] of [['stdout', OUT_FD], ['stderr', ERR_FD]]) {
-    if (fd === 1 && stream === 'stdout') continue; // not captured: it is the channel
-    if (fd === 2 && stream === 'stderr') continue;
     try {
       const size = fs.fstatSync(fd).size;
       if (size > 0) {

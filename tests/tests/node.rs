@@ -17,7 +17,11 @@ fn node_missing() -> Option<String> {
         Err(error) => return Some(format!("no node on PATH ({error})")),
     };
     let version = String::from_utf8_lossy(&output.stdout).to_string();
-    match version.split('.').next().and_then(|major| major.parse::<u32>().ok()) {
+    match version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+    {
         Some(major) if major >= 18 => None,
         _ => Some(format!("node {version:?} is older than 18")),
     }
@@ -145,7 +149,10 @@ fn values_are_packed_as_section_8_says() {
             "[{a: 1}, {b: 2}]",
             json!({"type": "array", "data": [{"a": 1}, {"b": 2}]}),
         ),
-        ("(x) => x + 1", json!({"type": "Function", "data": "(x) => x + 1"})),
+        (
+            "(x) => x + 1",
+            json!({"type": "Function", "data": "(x) => x + 1"}),
+        ),
         (
             "class Point { constructor() { this.x = 1 } }; new Point()",
             json!({"type": "Point", "data": "Point { x: 1 }"}),
@@ -172,7 +179,10 @@ fn let_and_const_can_be_declared_again_and_await_works_at_the_top() {
         s.value("await new Promise((resolve) => setTimeout(() => resolve(x * 10), 50))")["data"],
         20
     );
-    assert_eq!(s.value("const later = await Promise.resolve(7); later")["data"], 7);
+    assert_eq!(
+        s.value("const later = await Promise.resolve(7); later")["data"],
+        7
+    );
     assert_eq!(s.value("later + x")["data"], 9);
 }
 
@@ -196,7 +206,10 @@ fn output_is_captured_and_never_corrupts_the_channel() {
 
     // Output that looks like a reply frame is only output.
     let result = s.execute("console.log(JSON.stringify({id: 1, result: 99})); 5");
-    assert_eq!(messages_of(&result, "stdout"), ["{\"id\":1,\"result\":99}\n"]);
+    assert_eq!(
+        messages_of(&result, "stdout"),
+        ["{\"id\":1,\"result\":99}\n"]
+    );
     assert_eq!(result["value"]["data"], 5);
 
     // Writes to the file descriptors themselves, and from child processes.
@@ -206,7 +219,10 @@ fn output_is_captured_and_never_corrupts_the_channel() {
     );
     let stdout = messages_of(&result, "stdout").join("");
     assert!(stdout.contains("raw") && stdout.contains("sub"), "{result}");
-    assert!(messages_of(&result, "stderr").join("").contains("err"), "{result}");
+    assert!(
+        messages_of(&result, "stderr").join("").contains("err"),
+        "{result}"
+    );
     assert_eq!(result["value"]["data"], 6);
 
     // A very long line: kept up to the cap, the rest counted.
@@ -247,13 +263,18 @@ fn errors_point_into_the_users_code() {
         "a syntax error's line"
     );
     let end = s.execute("let (");
-    assert_eq!(end["messages"][0]["message"], "SyntaxError: Unexpected end of input");
+    assert_eq!(
+        end["messages"][0]["message"],
+        "SyntaxError: Unexpected end of input"
+    );
     assert_eq!(end["messages"][0]["line"], 1, "{end}");
     assert_eq!(end["messages"][0]["column"], 5, "{end}");
     // A thrown non-error.
     assert_eq!(s.execute("throw 5")["messages"][0]["message"], "Uncaught 5");
     // Errors left behind (a timer, a promise nobody awaits) do not end the worker.
-    s.execute("setTimeout(() => { throw new Error('later') }, 0); Promise.reject(new Error('nobody'))");
+    s.execute(
+        "setTimeout(() => { throw new Error('later') }, 0); Promise.reject(new Error('nobody'))",
+    );
     let result = s.execute("await new Promise((resolve) => setTimeout(resolve, 50)); 1");
     assert_eq!(result["value"]["data"], 1, "{result}");
     let stderr = messages_of(&result, "stderr").join("");
@@ -289,6 +310,10 @@ fn interrupt_stops_busy_loops_and_keeps_the_scope() {
         // After an await the loop runs in a microtask, out of SIGINT's reach in V8.
         "let j = 0; await null; while (true) { j++ }",
         "await new Promise(() => {})",
+        // User code listening for SIGINT itself.
+        "process.on('SIGINT', () => {}); let k = 0; while (true) { k++ }",
+        // A blocking child process (it gets the SIGINT too).
+        "require('child_process').execSync('sleep 30')",
     ] {
         let result = interrupted(&s, code);
         assert_eq!(
@@ -299,7 +324,7 @@ fn interrupt_stops_busy_loops_and_keeps_the_scope() {
     }
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(s.value("kept")["data"], "yes");
-    assert_eq!(s.value("i > 0 && j > 0")["data"], true);
+    assert_eq!(s.value("i > 0 && j > 0 && k > 0")["data"], true);
     // An interrupt while idle harms nothing.
     assert_eq!(s.request("nodeContext1", "interrupt").send().status, 200);
     assert_eq!(s.value("6*7")["data"], 42);
@@ -320,6 +345,26 @@ fn a_timeout_interrupts_and_a_worker_that_does_not_stop_is_replaced() {
         ["TimeoutError: execution exceeded 0.5 s and was interrupted"]
     );
     assert_eq!(s.value("kept")["data"], 1);
+
+    // Blocked in a child that ignores SIGINT: the worker is killed and replaced.
+    let first = s.pid();
+    let result = s.call(
+        "execute",
+        json!({"code": "require('child_process').execSync(\"trap '' INT; sleep 30\")", "timeout": 0.5}),
+    );
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let errors = messages_of(&result, "error");
+    assert!(
+        errors.len() == 1 && errors[0].contains("did not stop when interrupted, so it was killed"),
+        "{result}"
+    );
+    let next = s.execute("typeof kept");
+    assert_eq!(
+        messages_of(&next, "warning"),
+        ["the Node.js worker was restarted after it was killed on a timeout; variables from before are lost"]
+    );
+    assert_eq!(next["value"]["data"], "undefined");
+    assert!(all_end_within(Duration::from_secs(10), &[first]));
 }
 
 #[test]
@@ -353,8 +398,16 @@ fn inputs_list_get_set_and_restart() {
             "big": {"type": "integer", "data": 0}
         }}),
     );
-    assert_eq!(result["value"], json!({"type": "number", "data": 4.5}), "{result}");
-    assert_eq!(s.value("rows[2].n")["data"], 3, "a table is an array of row objects");
+    assert_eq!(
+        result["value"],
+        json!({"type": "number", "data": 4.5}),
+        "{result}"
+    );
+    assert_eq!(
+        s.value("rows[2].n")["data"],
+        3,
+        "a table is an array of row objects"
+    );
 
     s.execute("let x = 5; const c = 'k'; var v = [1]; function f() {}");
     let list = s.call("list", json!({}));
@@ -362,7 +415,12 @@ fn inputs_list_get_set_and_restart() {
         .as_array()
         .expect("a list")
         .iter()
-        .map(|item| (item["name"].as_str().unwrap_or(""), item["type"].as_str().unwrap_or("")))
+        .map(|item| {
+            (
+                item["name"].as_str().unwrap_or(""),
+                item["type"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     for expected in [
         ("x", "integer"),
@@ -374,18 +432,33 @@ fn inputs_list_get_set_and_restart() {
         assert!(names.contains(&expected), "{expected:?} in {list}");
     }
     assert!(
-        !names.iter().any(|(name, _)| *name == "process" || *name == "require"),
+        !names
+            .iter()
+            .any(|(name, _)| *name == "process" || *name == "require"),
         "only the user's variables: {list}"
     );
 
-    assert_eq!(s.call("get", json!({"name": "x"})), json!({"type": "integer", "data": 5}));
-    let missing = s.request("nodeContext1", "get").json(&json!({"name": "nope"})).send();
+    assert_eq!(
+        s.call("get", json!({"name": "x"})),
+        json!({"type": "integer", "data": 5})
+    );
+    let missing = s
+        .request("nodeContext1", "get")
+        .json(&json!({"name": "nope"}))
+        .send();
     assert_eq!(missing.status, 400, "{}", missing.text());
-    assert!(missing.text().contains("no variable named 'nope'"), "{}", missing.text());
+    assert!(
+        missing.text().contains("no variable named 'nope'"),
+        "{}",
+        missing.text()
+    );
 
     // `set` reaches `let` and `const` bindings, and unpacks big integers as BigInt.
     assert_eq!(
-        s.call("set", json!({"name": "x", "value": {"type": "string", "data": "s"}})),
+        s.call(
+            "set",
+            json!({"name": "x", "value": {"type": "string", "data": "s"}})
+        ),
         json!(null)
     );
     assert_eq!(s.value("x")["data"], "s");
@@ -435,7 +508,11 @@ fn without_node_the_type_is_unavailable_and_the_rest_works() {
         .cookie(&token)
         .send()
         .json();
-    assert_eq!(manifest["types"]["NodeContext"]["available"], json!(false), "{manifest}");
+    assert_eq!(
+        manifest["types"]["NodeContext"]["available"],
+        json!(false),
+        "{manifest}"
+    );
     let response = host.request("POST", "/NodeContext").cookie(&token).send();
     assert_eq!(response.status, 503, "{}", response.text());
     let text = response.text();

@@ -621,16 +621,21 @@ function errorMessage(details, cell, code) {
   return message;
 }
 
+// True for the inspector's answer to an evaluation the helper thread ended.
+function terminated(outcome) {
+  return Boolean(outcome.error) && /Execution was terminated/.test(String(outcome.error.message));
+}
+
 async function run(code) {
   let outcome = await evaluate(code);
-  if (outcome.interrupted) return { failure: { type: 'error', message: INTERRUPTED } };
+  if (outcome.interrupted || terminated(outcome)) return { failure: { type: 'error', message: INTERRUPTED } };
   if (outcome.error) throw outcome.error;
   let { result, exceptionDetails } = outcome.result;
   if (!exceptionDetails && result.subtype === 'promise' && result.objectId) {
     // A Promise as the last value is awaited (PROTOCOL.md section 8).
     const cell = outcome.cell;
     outcome = await awaitPromise(result);
-    if (outcome.interrupted) return { failure: { type: 'error', message: INTERRUPTED } };
+    if (outcome.interrupted || terminated(outcome)) return { failure: { type: 'error', message: INTERRUPTED } };
     if (outcome.error) throw outcome.error;
     ({ result, exceptionDetails } = outcome.result);
     outcome.cell = cell;

@@ -533,3 +533,27 @@ fn the_manifest_lists_node_context() {
         json!({"name": "NodeContext", "client": "ContextHttpClient", "available": true})
     );
 }
+
+#[test]
+fn workers_end_when_the_host_is_killed_even_mid_loop() {
+    let Some(s) = Session::new(&[]) else { return };
+    s.create();
+    let port = s.host.port;
+    let token = s.token.clone();
+    // One worker idle, one busy in a loop that keeps its main thread from noticing.
+    let _busy = std::thread::spawn(move || {
+        Request::new(port, "PUT", "/nodeContext2!execute")
+            .cookie(&token)
+            .body(r#"{"code": "while (true) {}"}"#)
+            .send()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let workers = descendants(s.host.pid());
+    assert!(workers.len() >= 2, "{workers:?}");
+    let (status, _) = s.host.stop("KILL");
+    assert!(!status.success());
+    assert!(
+        all_end_within(Duration::from_secs(10), &workers),
+        "workers {workers:?} outlived a SIGKILLed host"
+    );
+}

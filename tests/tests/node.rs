@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use stencila_tests::{alive, all_end_within, descendants, HostProcess, Request};
+use stencila_tests::{alive, all_end_within, binary, descendants, HostProcess, Request};
 
 /// Why `node` cannot run these tests, if it cannot.
 fn node_missing() -> Option<String> {
@@ -556,4 +556,14 @@ fn workers_end_when_the_host_is_killed_even_mid_loop() {
         all_end_within(Duration::from_secs(10), &workers),
         "workers {workers:?} outlived a SIGKILLed host"
     );
+}
+
+#[test]
+fn help_names_stencila_node() {
+    let out = std::process::Command::new(binary())
+        .arg("--help")
+        .output()
+        .expect("to run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("STENCILA_NODE"), "{help}");
 }

@@ -485,7 +485,9 @@ function valueOf(remote) {
       functionDeclaration: `function () { 'use strict'; globalThis[Symbol.for('stencila.take')](this); }`,
       objectId: remote.objectId,
     });
-    return taken;
+    const value = taken;
+    taken = undefined; // not kept alive here
+    return value;
   }
   if (remote.type === 'undefined') return undefined;
   if ('unserializableValue' in remote) {

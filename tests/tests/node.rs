@@ -312,8 +312,6 @@ fn interrupt_stops_busy_loops_and_keeps_the_scope() {
         "await new Promise(() => {})",
         // User code listening for SIGINT itself.
         "process.on('SIGINT', () => {}); let k = 0; while (true) { k++ }",
-        // A blocking child process (it gets the SIGINT too).
-        "require('child_process').execSync('sleep 30')",
     ] {
         let result = interrupted(&s, code);
         assert_eq!(
@@ -322,6 +320,16 @@ fn interrupt_stops_busy_loops_and_keeps_the_scope() {
             "{code}: {result}"
         );
     }
+    // A blocking child process gets the SIGINT too: it ends, and the call with it
+    // (as an interrupt, or as the failed command, whichever node sees first).
+    let result = interrupted(&s, "require('child_process').execSync('sleep 30')");
+    let errors = messages_of(&result, "error");
+    assert!(
+        errors.len() == 1
+            && (errors[0] == "Interrupted: execution was interrupted"
+                || errors[0] == "Error: Command failed: sleep 30"),
+        "{result}"
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(s.value("kept")["data"], "yes");
     assert_eq!(s.value("i > 0 && j > 0 && k > 0")["data"], true);
@@ -566,4 +574,34 @@ fn help_names_stencila_node() {
         .expect("to run");
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("STENCILA_NODE"), "{help}");
+}
+
+#[test]
+fn interrupt_reaches_user_code_run_while_packing_a_value() {
+    let Some(s) = Session::new(&[]) else { return };
+    s.execute("var endless = { get x() { while (true) {} } }");
+    let result = interrupted(&s, "endless");
+    assert_eq!(
+        messages_of(&result, "error"),
+        ["Interrupted: execution was interrupted while converting the value"],
+        "{result}"
+    );
+    let port = s.host.port;
+    let token = s.token.clone();
+    let get = std::thread::spawn(move || {
+        Request::new(port, "PUT", "/nodeContext1!get")
+            .cookie(&token)
+            .body(r#"{"name": "endless"}"#)
+            .send()
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(s.request("nodeContext1", "interrupt").send().status, 200);
+    let response = get.join().expect("the get returns");
+    assert_eq!(response.status, 400, "{}", response.text());
+    assert!(
+        response.text().contains("interrupted"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(s.value("6*7")["data"], 42);
 }

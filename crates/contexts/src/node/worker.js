@@ -506,7 +506,7 @@ const state = new Int32Array(new SharedArrayBuffer(8));
 const RUNNING = 0;
 const EPOCH = 1;
 
-globalThis.__stencilaPost = undefined;
+const POST = Symbol.for('stencila.post');
 
 function evaluate(code) {
   cells += 1;
@@ -532,15 +532,16 @@ function evaluate(code) {
         },
         (error, result) => settle({ error, result, cell }),
       );
-    Object.defineProperty(globalThis, '__stencilaPost', { value: post, configurable: true, writable: true });
+    Object.defineProperty(globalThis, POST, { value: post, configurable: true, writable: true });
     Atomics.add(state, EPOCH, 1);
     Atomics.store(state, RUNNING, 1);
     try {
-      vm.runInThisContext('__stencilaPost()', { breakOnSigint: true });
+      vm.runInThisContext("globalThis[Symbol.for('stencila.post')]()", { breakOnSigint: true });
     } catch (error) {
-      settle({ interrupted: true });
+      // "Script execution was interrupted by `SIGINT`", else a fault of this worker.
+      settle(/interrupted/.test(String(error && error.message)) ? { interrupted: true } : { error });
     } finally {
-      delete globalThis.__stencilaPost;
+      delete globalThis[POST];
     }
   });
 }
@@ -715,7 +716,30 @@ function userNames() {
 // ---------------------------------------------------------------------------
 // Methods
 
-let executing = false;
+const CALL = Symbol.for('stencila.call');
+
+class Interrupted extends Error {}
+
+// Runs `work` where SIGINT can stop it: packing a value can run user code (getters,
+// custom inspect functions) that never ends.
+function interruptible(work) {
+  let result;
+  Object.defineProperty(globalThis, CALL, {
+    value: () => {
+      result = work();
+    },
+    configurable: true,
+  });
+  try {
+    vm.runInThisContext("globalThis[Symbol.for('stencila.call')]()", { breakOnSigint: true });
+  } catch (error) {
+    if (/Script execution was interrupted/.test(String(error && error.message))) throw new Interrupted();
+    throw error;
+  } finally {
+    delete globalThis[CALL];
+  }
+  return result;
+}
 
 async function doExecute(args) {
   const code = args.code;
@@ -733,15 +757,16 @@ async function doExecute(args) {
   // Output written since the last call (a timer, a late rejection) is kept and
   // reported by this one.
   collectFdOutput();
-  executing = true;
-  let outcome;
-  try {
-    outcome = await run(code);
-  } finally {
-    executing = false;
-  }
+  const outcome = await run(code);
   let packed = null;
-  if (!outcome.failure && outcome.value !== undefined) packed = pack(outcome.value);
+  if (!outcome.failure && outcome.value !== undefined) {
+    try {
+      packed = interruptible(() => pack(outcome.value));
+    } catch (error) {
+      if (!(error instanceof Interrupted)) throw error;
+      outcome.failure = { type: 'error', message: `${INTERRUPTED} while converting the value` };
+    }
+  }
   collectFdOutput();
   const messages = OUTPUT.messages();
   if (outcome.failure) messages.push(outcome.failure);
@@ -798,7 +823,13 @@ async function handle(request) {
   const method = Object.prototype.hasOwnProperty.call(METHODS, request.method) ? METHODS[request.method] : null;
   if (method === null) throw new ArgumentError(`no method named '${request.method}'`);
   const args = isPlainObject(request.args) ? request.args : {};
-  return method(args);
+  if (method === doExecute) return method(args);
+  try {
+    return await interruptible(() => method(args));
+  } catch (error) {
+    if (error instanceof Interrupted) throw new ArgumentError('the call was interrupted before it finished');
+    throw error;
+  }
 }
 
 function send(frame) {
@@ -885,7 +916,6 @@ function answerTerminated() {
     if (call === null || call.answered) return;
     call.answered = true;
     current = null;
-    executing = false;
     pending = null;
     Atomics.store(state, RUNNING, 0);
     collectFdOutput();

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 /// with `PUT /<name>!<method>` (e.g. `PUT /pythonContext1!execute {"code": "6*7"}`).
 /// Access needs the ticket in the URL printed at start; it is traded for a session
 /// token cookie.
+///
+/// Environment: STENCILA_PYTHON names the Python interpreter (default python3),
+/// STENCILA_NODE the node program for NodeContext (default node).
 #[derive(Debug, Parser)]
 #[command(name = "stencila", version, about, long_about)]
 pub struct Cli {

@@ -15,7 +15,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 use stencila_auth::Auth;
-use stencila_contexts::{PythonConfig, PythonContextType, SqliteConfig, SqliteContextType};
+use stencila_contexts::{
+    NodeConfig, NodeContextType, PythonConfig, PythonContextType, SqliteConfig, SqliteContextType,
+};
 use stencila_host::Host;
 
 /// How many ports are tried, 10 apart, when the one asked for is taken.
@@ -60,6 +62,12 @@ fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
     host.register(python.clone());
     host.register(Arc::new(SqliteContextType::new(SqliteConfig {
         execute_timeout: config.execute_timeout,
+    })));
+    // No pool: an idle node worker costs about 50 MB, and a cold start is quick.
+    host.register(Arc::new(NodeContextType::new(NodeConfig {
+        program: config.node.clone().into(),
+        execute_timeout: config.execute_timeout,
+        pool_size: 0,
     })));
     (host, python)
 }

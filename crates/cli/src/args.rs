@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// Access needs the ticket in the URL printed at start; it is traded for a session
 /// token cookie.
 #[derive(Debug, Parser)]
-#[command(name = "stencila", version, about, long_about)]
+#[command(name = "stencila", version, about, long_about, after_help = ENVIRONMENT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -20,9 +20,18 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+/// The environment variables the host reads, for `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  STENCILA_AUTH=false  Switch authorization off, as --no-auth does
+  STENCILA_PYTHON      The Python interpreter for PythonContext (default: python3)
+  RUST_LOG             Log level and filters for the log on stderr, e.g. info, debug
+  XDG_RUNTIME_DIR      Where run files go ($XDG_RUNTIME_DIR/stencila, else <tmp>/stencila-<uid>)";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the host over HTTP (the default when no command is given).
+    #[command(after_help = ENVIRONMENT)]
     Serve(ServeArgs),
     /// Serve quietly for a parent process: print `{"id", "key", "manifest"}` as one
     /// JSON line on stdout instead of the startup message.

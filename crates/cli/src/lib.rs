@@ -109,7 +109,11 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
 
     let served = actix_web::rt::System::new().block_on({
         let host = host.clone();
-        let server = config.server.clone();
+        let mut server = config.server.clone();
+        let pooled = python.clone();
+        server
+            .pool_gauges
+            .add("PythonContext", move || pooled.pooled());
         async move {
             // Signal handlers go in before the startup line, so a client that reacts
             // to the line with SIGINT always gets a clean stop.

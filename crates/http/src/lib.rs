@@ -8,12 +8,15 @@
 mod assets;
 mod cookie;
 mod error;
+mod metrics;
+mod openapi;
 mod origin;
 mod router;
 mod throttle;
 
 pub use cookie::{CookieSameSite, UnknownSameSite};
 pub use error::HttpError;
+pub use metrics::PoolGauges;
 pub use origin::{Origin, OriginPolicy};
 pub use router::{route, NoRoute, Route};
 
@@ -48,6 +51,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The session cookie's `SameSite` attribute (`--cookie-samesite`).
     pub cookie_same_site: CookieSameSite,
+    /// Readers of each type's pooled workers, for `/metrics`.
+    pub pool_gauges: PoolGauges,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +64,7 @@ impl Default for ServerConfig {
             workers: None,
             shutdown_grace: Duration::from_secs(5),
             cookie_same_site: CookieSameSite::default(),
+            pool_gauges: PoolGauges::default(),
         }
     }
 }
@@ -74,6 +80,9 @@ struct AppState {
     max_body: usize,
     throttle: throttle::Throttle,
     cookie_same_site: CookieSameSite,
+    metrics: metrics::Metrics,
+    /// Set once shutdown begins: `/health` then answers 503.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Serves `host` on `listener` until `shutdown` resolves, then stops gracefully:
@@ -107,7 +116,10 @@ pub async fn serve(
         max_body: config.max_body,
         throttle: throttle::Throttle::default(),
         cookie_same_site: config.cookie_same_site,
+        metrics: metrics::Metrics::new(config.pool_gauges.clone()),
+        stopping: Default::default(),
     });
+    let stopping = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -122,6 +134,9 @@ pub async fn serve(
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;
+        stopping
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         handle.stop(true).await;
     });
     server.await
@@ -163,6 +178,10 @@ async fn handle(
     let preflight = req.method() == Method::OPTIONS;
 
     let mut response = respond(&req, payload, &state, origin_refused, json).await;
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     // A page opened with `?ticket=` must not hand the ticket on in a Referer.
     response.headers_mut().insert(
         header::REFERRER_POLICY,
@@ -194,6 +213,10 @@ async fn handle(
         }
     }
     state.host.touch();
+    state.metrics.request(
+        metrics::route_label(&router::route(req.method().as_str(), req.path())),
+        response.status().as_u16(),
+    );
     // The path only: the query may carry a ticket, which is never logged.
     log::debug!(
         "{} {} -> {} in {:?}",
@@ -415,6 +438,7 @@ fn check_request(
         None => match check_credentials(req, &state.auth, true) {
             Ok(credentials) => credentials,
             Err(refused) => {
+                state.metrics.refused(metrics::Refusal::Invalid);
                 if let (true, Some(ip)) = (refused.counts, peer) {
                     state.throttle.failed(ip);
                 }
@@ -435,6 +459,7 @@ fn check_request(
             Ok(credentials) if credentials.authorized => credentials,
             _ if route.is_public() => Credentials::default(),
             _ => {
+                state.metrics.refused(metrics::Refusal::Throttled);
                 return Err((
                     HttpError::TooManyRequests {
                         what: format!(
@@ -443,7 +468,7 @@ fn check_request(
                         retry_after_secs: wait,
                     },
                     false,
-                ))
+                ));
             }
         },
     };
@@ -481,6 +506,17 @@ async fn dispatch(
             json_response(&Value::String(host.create(&type_name, options).await?))
         }
         Route::Get(name) => json_response(&host.get(&name)?),
+        Route::Call(name, method) if method == "execute" || method == "executeCode" => {
+            let arg = read_json(req, payload, state.max_body).await?;
+            let type_name = host.get(&name)?["type"].as_str().map(str::to_string);
+            let started = Instant::now();
+            let result = host.call(&name, &method, arg).await?;
+            if let Some(type_name) = type_name {
+                let seconds = started.elapsed().as_secs_f64();
+                state.metrics.execute(&type_name, seconds, &result);
+            }
+            json_response(&result)
+        }
         Route::Call(name, method) => {
             let arg = read_json(req, payload, state.max_body).await?;
             json_response(&host.call(&name, &method, arg).await?)
@@ -491,6 +527,14 @@ async fn dispatch(
         }
         Route::StartEnviron(id) => json_response(&host.start_environ(&id)?),
         Route::StopEnviron(id) => json_response(&host.stop_environ(&id)?),
+        Route::Health if state.stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+            return Err(HttpError::Unavailable("the host is stopping".into()))
+        }
+        Route::Health => json_response(&serde_json::json!({"status": "ok"})),
+        Route::OpenApi => json_response(openapi::document()),
+        Route::Metrics => HttpResponse::Ok()
+            .content_type(metrics::CONTENT_TYPE)
+            .body(state.metrics.render(host)),
     })
 }
 

@@ -6,6 +6,7 @@
 //! shutdown future, so tests and embedders bind port 0 and stop the server themselves.
 
 mod assets;
+mod console;
 mod cookie;
 mod error;
 mod metrics;
@@ -550,9 +551,10 @@ async fn static_response(
                 .map_err(|_| HttpError::NotFound("no static file at that path".into()))?;
             Ok(file.into_response(req))
         }
-        Ok(assets::StaticFile::Embedded { content_type, body }) => {
-            Ok(HttpResponse::Ok().content_type(content_type).body(body))
-        }
+        Ok(assets::StaticFile::Embedded { content_type, body }) => Ok(HttpResponse::Ok()
+            .content_type(content_type)
+            .insert_header((header::CONTENT_SECURITY_POLICY, console::CSP))
+            .body(body)),
         Err(error) => Err(error),
     }
 }

@@ -69,9 +69,17 @@ fn json_ok(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
+/// Names as the host makes them: a letter or `_` first, then no whitespace, control
+/// characters or `/` (what the router refuses), at most 256 bytes (64 characters are
+/// at most 256 bytes). `!` and `%` are left out too: `!` splits a name from its
+/// method, and a name is decoded once from the path. The first character keeps `.`
+/// and `..` out, which clients resolve as paths.
+const NAME_PATTERN: &str = "^[A-Za-z_][^\\s\\x00-\\x1f\\x7f-\\x9f\\ufeff/!%]*$";
+
 fn path_param(name: &str, description: &str, example: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": description,
-           "schema": {"type": "string", "minLength": 1, "maxLength": 256}, "example": example})
+           "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NAME_PATTERN},
+           "example": example})
 }
 
 /// A JSON request body for a method, optional as the protocol allows (empty is `{}`).
@@ -87,7 +95,7 @@ fn methods() -> Vec<(&'static str, &'static str, Value, Value)> {
         (
             "execute",
             "Run code in the instance's namespace (section 6); a bare JSON string is the code; a body with \"type\": \"cell\" is a 2018 cell (section 13)",
-            json!({"oneOf": [component("schemas", "ExecuteArgs"), {"type": "string"}, component("schemas", "Cell")]}),
+            json!({"anyOf": [component("schemas", "ExecuteArgs"), {"type": "string"}, component("schemas", "Cell")]}),
             json!({"anyOf": [execution.clone(), component("schemas", "Cell")]}),
         ),
         (
@@ -111,7 +119,12 @@ fn methods() -> Vec<(&'static str, &'static str, Value, Value)> {
         (
             "evaluate",
             "2018 (Desktop 0.28): call a function of the namespace or a builtin",
-            json!({"type": "object", "properties": {"type": {"const": "call"}, "func": {"type": "object"}, "args": {"type": "array"}, "namedArgs": {"type": "object"}}, "required": ["func"]}),
+            json!({"type": "object", "properties": {
+                "type": {"const": "call"},
+                "func": {"type": "object", "properties": {"type": {"const": "get"}, "name": {"type": "string", "minLength": 1}}, "required": ["name"]},
+                "args": {"type": ["array", "null"], "items": component("schemas", "Value")},
+                "namedArgs": {"type": ["object", "null"], "additionalProperties": component("schemas", "Value")}
+            }, "required": ["func"]}),
             json!({"type": "object"}),
         ),
         ("getLibraries", "2018: function libraries (none yet)", json!({}), json!({"type": "object"})),
@@ -119,14 +132,14 @@ fn methods() -> Vec<(&'static str, &'static str, Value, Value)> {
         ("list", "Variable names and types", json!({"type": "object"}), json!({})),
         (
             "get",
-            "A variable's packed value",
-            json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+            "A variable's packed value; a name the namespace lacks is a 400",
+            json!({"type": "object", "properties": {"name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}, "required": ["name"]}),
             json!({}),
         ),
         (
             "set",
-            "Set a variable to a packed value",
-            json!({"type": "object", "properties": {"name": {"type": "string"}, "value": component("schemas", "Value")}, "required": ["name", "value"]}),
+            "Set a variable to a packed value; a name that is not a Python identifier (or a keyword) is a 400",
+            json!({"type": "object", "properties": {"name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "value": component("schemas", "Value")}, "required": ["name", "value"]}),
             json!({}),
         ),
         ("interrupt", "Stop a running execute, from another connection", json!({"type": "object"}), json!({})),
@@ -233,8 +246,15 @@ fn components() -> Value {
             },
             "Cell": {
                 "type": "object",
-                "description": "A 2018 cell: {type: cell, source: {type: text, data}} or {code}",
-                "properties": {"type": {"const": "cell"}}
+                "description": "A 2018 cell: {type: cell, source: {type: text, data}} (or `code`)",
+                "properties": {
+                    "type": {"const": "cell"},
+                    "source": {"type": "object", "properties": {"type": {"const": "text"}, "data": {"type": "string"}}, "required": ["data"]},
+                    "code": {"type": "string"},
+                    "expr": {"type": ["boolean", "null"]}
+                },
+                "required": ["type"],
+                "anyOf": [{"required": ["source"]}, {"required": ["code"]}]
             }
         }
     })

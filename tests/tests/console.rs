@@ -88,7 +88,14 @@ fn the_console_works_in_a_real_browser() {
             return;
         }
     };
-    let host = HostProcess::start(&["--pool-size", "1"]);
+    // The test virtualenv has pandas and matplotlib, so the page shows a table and an
+    // image; without it the host's python3 is used and the script says what it skips.
+    let venv_python = root().join("target/test-venv/bin/python");
+    let env: Vec<(&str, &str)> = match venv_python.to_str() {
+        Some(python) if venv_python.exists() => vec![("STENCILA_PYTHON", python)],
+        _ => Vec::new(),
+    };
+    let host = HostProcess::start_with_env(&["--pool-size", "1"], &env);
     let shots = root().join("target/console-screenshots");
     let output = Command::new("node")
         .arg(root().join("tests/browser/console.mjs"))

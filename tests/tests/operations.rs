@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use std::process::Command;
-use stencila_tests::{binary, HostProcess};
+use stencila_tests::{binary, HostProcess, Request};
 
 #[test]
 fn health_is_public_and_ok() {
@@ -138,6 +138,32 @@ fn metrics_count_what_the_host_does() {
 }
 
 #[test]
+fn metrics_address_serves_metrics_only_and_without_credentials() {
+    // A free port, found by binding it and letting it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let host = HostProcess::start(&["--metrics-address", &address]);
+    let scrape = Request::new(port, "GET", "/metrics").send();
+    assert_eq!(scrape.status, 200, "{}", scrape.text());
+    assert!(scrape
+        .text()
+        .contains("stencila_instances{type=\"PythonContext\"} 0"));
+    // Nothing else is served there, not even with the ticket.
+    for path in ["/", "/manifest", "/health"] {
+        assert_eq!(Request::new(port, "GET", path).send().status, 404, "{path}");
+    }
+    let ticket = host.ticket.clone().expect("a ticket");
+    let create = Request::new(port, "POST", &format!("/PythonContext?ticket={ticket}")).send();
+    assert_eq!(create.status, 404);
+    assert!(create.cookie("token").is_none());
+    // The main port still wants credentials for /metrics.
+    assert_eq!(host.request("GET", "/metrics").send().status, 401);
+}
+
+#[test]
 fn the_openapi_document_describes_every_route() {
     let host = HostProcess::start(&[]);
     let response = host.request("GET", "/openapi.json").send();
@@ -225,6 +251,7 @@ fn version_and_help() {
         "--duration",
         "--pool-size",
         "--workers",
+        "--metrics-address",
         "--version",
         "STENCILA_AUTH",
         "STENCILA_PYTHON",

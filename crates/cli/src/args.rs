@@ -119,6 +119,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2)]
     pub pool_size: usize,
 
+    /// Also serve GET /metrics WITHOUT credentials on this address, e.g.
+    /// 127.0.0.1:9100, for a Prometheus scraper; nothing else is served there.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub metrics_address: Option<std::net::SocketAddr>,
+
     /// Number of HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,

@@ -98,6 +98,12 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     auth.add_key(&key);
 
     let listener = bind(&config)?;
+    let metrics_listener = match args.metrics_address {
+        Some(address) => Some(Arc::new(TcpListener::bind(address).with_context(|| {
+            format!("could not listen on --metrics-address {address}")
+        })?)),
+        None => None,
+    };
     let local = listener.local_addr()?;
     let url = match local {
         SocketAddr::V6(v6) => format!("http://[{}]:{}", v6.ip(), v6.port()),
@@ -114,6 +120,7 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
         server
             .pool_gauges
             .add("PythonContext", move || pooled.pooled());
+        server.metrics_listener = metrics_listener;
         async move {
             // Signal handlers go in before the startup line, so a client that reacts
             // to the line with SIGINT always gets a clean stop.

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub cookie_same_site: CookieSameSite,
     /// Readers of each type's pooled workers, for `/metrics`.
     pub pool_gauges: PoolGauges,
+    /// A second listener that serves only `GET /metrics`, without credentials
+    /// (`--metrics-address`).
+    pub metrics_listener: Option<Arc<TcpListener>>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(5),
             cookie_same_site: CookieSameSite::default(),
             pool_gauges: PoolGauges::default(),
+            metrics_listener: None,
         }
     }
 }
@@ -84,6 +88,8 @@ struct AppState {
     metrics: metrics::Metrics,
     /// Set once shutdown begins: `/health` then answers 503.
     stopping: std::sync::atomic::AtomicBool,
+    /// The address of the metrics-only listener, if any.
+    metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// Serves `host` on `listener` until `shutdown` resolves, then stops gracefully:
@@ -108,6 +114,14 @@ pub async fn serve(
         })?),
         None => None,
     };
+    let metrics_listener = match &config.metrics_listener {
+        Some(listener) => Some(listener.try_clone()?),
+        None => None,
+    };
+    let metrics_address = match &metrics_listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
     let state = web::Data::new(AppState {
         host,
         auth,
@@ -119,6 +133,7 @@ pub async fn serve(
         cookie_same_site: config.cookie_same_site,
         metrics: metrics::Metrics::new(config.pool_gauges.clone()),
         stopping: Default::default(),
+        metrics_address,
     });
     let stopping = state.clone();
     let mut server = HttpServer::new(move || {
@@ -131,7 +146,11 @@ pub async fn serve(
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
-    let server = server.listen(listener)?.run();
+    let mut server = server.listen(listener)?;
+    if let Some(metrics_listener) = metrics_listener {
+        server = server.listen(metrics_listener)?;
+    }
+    let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;
@@ -163,6 +182,12 @@ async fn handle(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
+    if state.metrics_address.is_some()
+        && state.metrics_address == Some(req.app_config().local_addr())
+    {
+        // The scraper's own listener: no credentials, no activity, nothing but metrics.
+        return metrics::scrape_only(&req, &state.metrics, &state.host);
+    }
     state.host.touch();
     let headers = req.headers();
     let json = wants_json(headers);

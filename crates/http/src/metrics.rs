@@ -242,6 +242,35 @@ impl Metrics {
     }
 }
 
+/// The answer on the `--metrics-address` listener: `GET /metrics` without
+/// credentials, a 404 for anything else.
+pub fn scrape_only(
+    req: &actix_web::HttpRequest,
+    metrics: &Metrics,
+    host: &Host,
+) -> actix_web::HttpResponse {
+    use actix_web::http::{header, Method};
+    let route = match (req.method(), req.path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => Ok(Route::Metrics),
+        _ => Err(NoRoute(String::new())),
+    };
+    let mut response = match route {
+        Ok(_) => actix_web::HttpResponse::Ok()
+            .content_type(CONTENT_TYPE)
+            .body(metrics.render(host)),
+        Err(_) => {
+            crate::HttpError::NotFound("only GET /metrics is served on the metrics address".into())
+                .response(false)
+        }
+    };
+    metrics.request(route_label(&route), response.status().as_u16());
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
 /// The `route` label of a request: the kind of route, never client text.
 pub fn route_label(route: &Result<Route, NoRoute>) -> &'static str {
     match route {

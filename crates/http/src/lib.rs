@@ -537,9 +537,12 @@ async fn dispatch(
             let type_name = host.get(&name)?["type"].as_str().map(str::to_string);
             let started = Instant::now();
             let result = host.call(&name, &method, arg).await?;
+            // An instance deleted during the call had its worker ended on purpose:
+            // that is not a crash, so only the duration is recorded.
+            let deleted = host.get(&name).is_err();
             if let Some(type_name) = type_name {
                 let seconds = started.elapsed().as_secs_f64();
-                state.metrics.execute(&type_name, seconds, &result);
+                state.metrics.execute(&type_name, seconds, &result, deleted);
             }
             json_response(&result)
         }

@@ -182,13 +182,14 @@ impl Metrics {
 
     /// Records an `execute` call on an instance of `type_name`: its duration, and
     /// from its messages whether the worker was lost during it or replaced before it.
-    pub fn execute(&self, type_name: &str, seconds: f64, result: &Value) {
+    /// A worker ended because its instance was `deleted` during the call is no crash.
+    pub fn execute(&self, type_name: &str, seconds: f64, result: &Value, deleted: bool) {
         let labels = TypeLabels {
             r#type: type_name.to_string(),
         };
         self.execute.get_or_create(&labels).observe(seconds);
         let (crashed, restarted) = worker_events(result);
-        if crashed {
+        if crashed && !deleted {
             self.crashes.get_or_create(&labels).inc();
         }
         if restarted {
@@ -346,17 +347,22 @@ mod tests {
         let metrics = Metrics::new(pools);
         metrics.request("manifest", 200);
         metrics.refused(Refusal::Invalid);
-        metrics.execute("PythonContext", 0.02, &json!({"messages": []}));
+        metrics.execute("PythonContext", 0.02, &json!({"messages": []}), false);
+        let died =
+            json!({"messages": [{"type": "error", "message": "the Python worker died: killed"}]});
+        metrics.execute("PythonContext", 0.02, &died, true);
         let page = metrics.render(&Host::new());
         for line in [
             "stencila_http_requests_total{route=\"manifest\",status=\"200\"} 1",
             "stencila_refused_credentials_total{reason=\"invalid\"} 1",
-            "stencila_execute_duration_seconds_count{type=\"PythonContext\"} 1",
+            "stencila_execute_duration_seconds_count{type=\"PythonContext\"} 2",
             "stencila_pooled_workers{type=\"PythonContext\"} 2",
             "# TYPE stencila_resident_memory_bytes gauge",
         ] {
             assert!(page.contains(line), "{line} missing from:\n{page}");
         }
+        // The worker ended by a delete is not a crash.
+        assert!(!page.contains("stencila_worker_crashes_total{type=\"PythonContext\"} 1"));
         assert!(resident_memory().is_some_and(|rss| rss > 0));
     }
 }

@@ -1,7 +1,7 @@
 // Clicks through the host's console in Debian's chromium, driven by playwright-core
 // (no browser download): open the ticket URL, create a PythonContext, run code, see
 // a table and (where matplotlib is installed) an image, an error with its line,
-// printed output, interrupt a busy loop, delete. Screenshots go to the folder given.
+// printed output, interrupt a busy loop, restart, delete. Screenshots go to the folder given.
 //
 // Usage: node console.mjs <ticket URL> <screenshot dir>   (run by tests/tests/console.rs)
 // playwright-core is looked up in $NODE_MODULES (target/browser/node_modules), so no
@@ -110,6 +110,12 @@ try {
   }, name);
   await ctx.locator('.busy', { hasText: 'idle' }).waitFor();
   await page.screenshot({ path: join(shots, '4-interrupted.png'), fullPage: true });
+
+  step('restart: a fresh namespace');
+  await ctx.locator('button.restart').click();
+  await ctx.locator('.run-output', { hasText: 'Restarted' }).waitFor();
+  out = await run('x');
+  if (!/NameError/.test(await out.locator('pre.error').textContent())) problems.push('x survived a restart');
 
   step('delete');
   await ctx.locator('button.delete').click();

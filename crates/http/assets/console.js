@@ -63,7 +63,7 @@ function language(typeName, state) {
   if (state && state.language) return String(state.language);
   if (state && state.kernel) return `Jupyter: ${state.kernel}`;
   if (known[typeName]) return known[typeName];
-  return typeName.replace(/Context$/, '');
+  return String(typeName || '').replace(/Context$/, '');
 }
 
 function when(seconds) {

@@ -260,6 +260,22 @@ fn components() -> Value {
     })
 }
 
+/// The answer to `POST /{type}`, with links to what can be done with the new name
+/// (a client generator, or the fuzzer's stateful phase, follows them).
+fn created() -> Value {
+    let mut ok = json_ok("The new instance's name", json!({"type": "string"}));
+    let link = |operation: &str| json!({"operationId": operation, "parameters": {"name": "$response.body"}});
+    ok["links"] = json!({
+        "state": link("getInstance"),
+        "execute": link("execute"),
+        "list": link("list"),
+        "interrupt": link("interrupt"),
+        "restart": link("restart"),
+        "delete": link("deleteInstance"),
+    });
+    ok
+}
+
 fn build() -> Value {
     let instance = path_param(
         "name",
@@ -316,7 +332,7 @@ fn build() -> Value {
     );
     paths.insert("/{type}".into(), json!({
         "post": operation("create", "Create an instance of a type; the body is its constructor options", true,
-            json_ok("The new instance's name", json!({"type": "string"})), &[404, 413, 503],
+            created(), &[404, 413, 503],
             json!({
                 "parameters": [path_param("type", "A type from the manifest, e.g. PythonContext", "PythonContext")],
                 "requestBody": body(json!({"type": "object"}))

@@ -109,6 +109,12 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     auth.add_key(&key);
 
     let listener = bind(&config)?;
+    let metrics_listener = match args.metrics_address {
+        Some(address) => Some(Arc::new(TcpListener::bind(address).with_context(|| {
+            format!("could not listen on --metrics-address {address}")
+        })?)),
+        None => None,
+    };
     let local = listener.local_addr()?;
     let url = browsable_url(local);
     host.set_serving(std::process::id(), url.clone());
@@ -117,7 +123,12 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
 
     let served = actix_web::rt::System::new().block_on({
         let host = host.clone();
-        let server = config.server.clone();
+        let mut server = config.server.clone();
+        let pooled = python.clone();
+        server
+            .pool_gauges
+            .add("PythonContext", move || pooled.pooled());
+        server.metrics_listener = metrics_listener;
         async move {
             // Signal handlers go in before the startup line, so a client that reacts
             // to the line with SIGINT always gets a clean stop.

@@ -452,6 +452,33 @@ fn output_of_subprocesses_streams_live_too() {
 }
 
 #[test]
+fn node_contexts_stream_their_output_live_too() {
+    let s = Session::start(&[], "NodeContext");
+    let request = s.execute_in_background(json!({
+        "code": "for (let i = 0; i < 3; i++) { console.log(i); await new Promise((r) => setTimeout(r, 700)); }",
+        "id": "js"
+    }));
+    s.wait_known("js");
+    let mut stream = s.events("js", None);
+    let first = stream.next(Duration::from_secs(10)).expect("an event");
+    assert_eq!(
+        (first.kind.as_str(), &first.data),
+        ("stdout", &json!("0\n"))
+    );
+    // It came while the code still ran.
+    assert_eq!(s.status("js").json()["status"], json!("running"));
+    let mut events = vec![first];
+    events.extend(stream.all(Duration::from_secs(30)));
+    check_sequence(&events, 1, "done");
+    assert_eq!(stdout_text(&events), "0\n1\n2\n");
+    let response = request.join().expect("the execute");
+    assert_eq!(
+        response.json()["messages"],
+        json!([{"type": "stdout", "message": "0\n1\n2\n"}])
+    );
+}
+
+#[test]
 fn events_resume_after_last_event_id_and_replay_after_the_end_to_many_readers() {
     let s = Session::python();
     let code = "import sys, warnings\nprint('a')\nprint('b', file=sys.stderr)\nwarnings.warn('w')\n{'k': 1}";

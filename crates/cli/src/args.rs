@@ -10,8 +10,11 @@ use std::path::PathBuf;
 /// with `PUT /<name>!<method>` (e.g. `PUT /pythonContext1!execute {"code": "6*7"}`).
 /// Access needs the ticket in the URL printed at start; it is traded for a session
 /// token cookie.
+///
+/// Environment: STENCILA_PYTHON names the Python interpreter (default python3),
+/// STENCILA_NODE the node program for NodeContext (default node).
 #[derive(Debug, Parser)]
-#[command(name = "stencila", version, about, long_about)]
+#[command(name = "stencila", version, about, long_about, after_help = ENVIRONMENT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -20,9 +23,18 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+/// The environment variables the host reads, for `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  STENCILA_AUTH=false  Switch authorization off, as --no-auth does
+  STENCILA_PYTHON      The Python interpreter for PythonContext (default: python3)
+  RUST_LOG             Log level and filters for the log on stderr, e.g. info, debug
+  XDG_RUNTIME_DIR      Where run files go ($XDG_RUNTIME_DIR/stencila, else <tmp>/stencila-<uid>)";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the host over HTTP (the default when no command is given).
+    #[command(after_help = ENVIRONMENT)]
     Serve(ServeArgs),
     /// Serve quietly for a parent process: print `{"id", "key", "manifest"}` as one
     /// JSON line on stdout instead of the startup message.
@@ -128,6 +140,11 @@ pub struct ServeArgs {
     /// Each idle one costs about 15 MB.
     #[arg(long, default_value_t = 2)]
     pub pool_size: usize,
+
+    /// Also serve GET /metrics WITHOUT credentials on this address, e.g.
+    /// 127.0.0.1:9100, for a Prometheus scraper; nothing else is served there.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub metrics_address: Option<std::net::SocketAddr>,
 
     /// Number of HTTP worker threads (default: one per core).
     #[arg(long)]

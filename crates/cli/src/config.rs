@@ -21,6 +21,8 @@ pub struct ServeConfig {
     pub executions: ExecutionLimits,
     /// The Python interpreter named by the user (`STENCILA_PYTHON`, else `python3`).
     pub python: String,
+    /// The `node` program named by the user (`STENCILA_NODE`, else `node`).
+    pub node: String,
     pub execute_timeout: Option<Duration>,
     pub worker_memory: Option<u64>,
     pub pool_size: usize,
@@ -176,6 +178,7 @@ impl ServeConfig {
                 ..ExecutionLimits::default()
             },
             python: std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into()),
+            node: std::env::var("STENCILA_NODE").unwrap_or_else(|_| "node".into()),
             execute_timeout: parse_duration(&args.execute_timeout).context("--execute-timeout")?,
             worker_memory: parse_size(&args.worker_memory).context("--worker-memory")?,
             pool_size: args.pool_size,

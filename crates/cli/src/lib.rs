@@ -15,7 +15,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 use stencila_auth::Auth;
-use stencila_contexts::{PythonConfig, PythonContextType, SqliteConfig, SqliteContextType};
+use stencila_contexts::{
+    NodeConfig, NodeContextType, PythonConfig, PythonContextType, SqliteConfig, SqliteContextType,
+};
 use stencila_host::Host;
 
 /// How many ports are tried, 10 apart, when the one asked for is taken.
@@ -62,6 +64,12 @@ fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
     host.register(Arc::new(SqliteContextType::new(SqliteConfig {
         execute_timeout: config.execute_timeout,
     })));
+    // No pool: an idle node worker costs about 50 MB, and a cold start is quick.
+    host.register(Arc::new(NodeContextType::new(NodeConfig {
+        program: config.node.clone().into(),
+        execute_timeout: config.execute_timeout,
+        pool_size: 0,
+    })));
     (host, python)
 }
 
@@ -104,6 +112,12 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     auth.add_key(&key);
 
     let listener = bind(&config)?;
+    let metrics_listener = match args.metrics_address {
+        Some(address) => Some(Arc::new(TcpListener::bind(address).with_context(|| {
+            format!("could not listen on --metrics-address {address}")
+        })?)),
+        None => None,
+    };
     let local = listener.local_addr()?;
     let url = browsable_url(local);
     host.set_serving(std::process::id(), url.clone());
@@ -112,7 +126,12 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
 
     let served = actix_web::rt::System::new().block_on({
         let host = host.clone();
-        let server = config.server.clone();
+        let mut server = config.server.clone();
+        let pooled = python.clone();
+        server
+            .pool_gauges
+            .add("PythonContext", move || pooled.pooled());
+        server.metrics_listener = metrics_listener;
         async move {
             // Signal handlers go in before the startup line, so a client that reacts
             // to the line with SIGINT always gets a clean stop.

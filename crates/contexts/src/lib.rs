@@ -1,6 +1,7 @@
 //! The execution contexts a Stencila host offers. `PythonContext` runs Python code
-//! in one `python3` worker process per instance; `SqliteContext` runs SQL on an
-//! embedded SQLite database, one thread per instance.
+//! in one `python3` worker process per instance; `NodeContext` runs JavaScript in one
+//! `node` worker process per instance; `SqliteContext` runs SQL on an embedded SQLite
+//! database, one thread per instance.
 //!
 //! The [`worker`] module is the language-neutral process layer (spawning, framing,
 //! request ids, interrupts, timeouts, crash detection, reaping); a context type is
@@ -23,10 +24,12 @@
 
 pub mod cgroup;
 pub mod legacy;
+mod node;
 mod pool;
 mod python;
 mod sqlite;
 pub mod worker;
 
+pub use node::{NodeConfig, NodeContext, NodeContextType};
 pub use python::{resolve_interpreter, PythonConfig, PythonContext, PythonContextType};
 pub use sqlite::{SqliteConfig, SqliteContext, SqliteContextType, Table, TableColumn, TableError};

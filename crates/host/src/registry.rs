@@ -43,6 +43,8 @@ pub struct Executed {
     pub id: String,
     /// The result, the same for every request with this id.
     pub result: Result<Value, HostError>,
+    /// True for the request that started the execution, false for a repeat by id.
+    pub started: bool,
 }
 
 #[derive(Default)]
@@ -302,6 +304,7 @@ impl Host {
                 return Ok(Executed {
                     id,
                     result: Err(error),
+                    started: false,
                 })
             }
         };
@@ -318,7 +321,11 @@ impl Host {
             drop(busy);
         }
         let result = execution.outcome().await;
-        Ok(Executed { id, result })
+        Ok(Executed {
+            id,
+            result,
+            started: fresh,
+        })
     }
 
     /// The execution `id` of instance `name`, while it is kept.

@@ -72,6 +72,14 @@ pub fn resolve(root: Option<&Path>, raw: &str) -> Result<StaticFile, HttpError> 
             content_type: "image/x-icon",
             body: FAVICON,
         }),
+        [file] if file == "console.js" => Ok(StaticFile::Embedded {
+            content_type: "text/javascript; charset=utf-8",
+            body: include_bytes!("../assets/console.js"),
+        }),
+        [file] if file == "console.css" => Ok(StaticFile::Embedded {
+            content_type: "text/css; charset=utf-8",
+            body: include_bytes!("../assets/console.css"),
+        }),
         _ => Err(not_found()),
     }
 }

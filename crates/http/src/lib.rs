@@ -6,15 +6,19 @@
 //! shutdown future, so tests and embedders bind port 0 and stop the server themselves.
 
 mod assets;
+mod console;
 mod cookie;
 mod error;
 mod events;
+mod metrics;
+mod openapi;
 mod origin;
 mod router;
 mod throttle;
 
 pub use cookie::{CookieSameSite, UnknownSameSite};
 pub use error::HttpError;
+pub use metrics::PoolGauges;
 pub use origin::{Origin, OriginPolicy};
 pub use router::{route, NoRoute, Route};
 
@@ -58,6 +62,11 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The session cookie's `SameSite` attribute (`--cookie-samesite`).
     pub cookie_same_site: CookieSameSite,
+    /// Readers of each type's pooled workers, for `/metrics`.
+    pub pool_gauges: PoolGauges,
+    /// A second listener that serves only `GET /metrics`, without credentials
+    /// (`--metrics-address`).
+    pub metrics_listener: Option<Arc<TcpListener>>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +79,8 @@ impl Default for ServerConfig {
             workers: None,
             shutdown_grace: Duration::from_secs(5),
             cookie_same_site: CookieSameSite::default(),
+            pool_gauges: PoolGauges::default(),
+            metrics_listener: None,
         }
     }
 }
@@ -86,6 +97,11 @@ struct AppState {
     max_header: usize,
     throttle: throttle::Throttle,
     cookie_same_site: CookieSameSite,
+    metrics: metrics::Metrics,
+    /// Set once shutdown begins: `/health` then answers 503.
+    stopping: std::sync::atomic::AtomicBool,
+    /// The address of the metrics-only listener, if any.
+    metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// Serves `host` on `listener` until `shutdown` resolves, then stops gracefully:
@@ -110,6 +126,14 @@ pub async fn serve(
         })?),
         None => None,
     };
+    let metrics_listener = match &config.metrics_listener {
+        Some(listener) => Some(listener.try_clone()?),
+        None => None,
+    };
+    let metrics_address = match &metrics_listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
     let state = web::Data::new(AppState {
         host,
         auth,
@@ -120,7 +144,11 @@ pub async fn serve(
         max_header: config.max_header,
         throttle: throttle::Throttle::default(),
         cookie_same_site: config.cookie_same_site,
+        metrics: metrics::Metrics::new(config.pool_gauges.clone()),
+        stopping: Default::default(),
+        metrics_address,
     });
+    let stopping = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -131,10 +159,17 @@ pub async fn serve(
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
-    let server = server.listen(listener)?.run();
+    let mut server = server.listen(listener)?;
+    if let Some(metrics_listener) = metrics_listener {
+        server = server.listen(metrics_listener)?;
+    }
+    let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;
+        stopping
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         handle.stop(true).await;
     });
     server.await
@@ -219,6 +254,12 @@ async fn handle(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
+    if state.metrics_address.is_some()
+        && state.metrics_address == Some(req.app_config().local_addr())
+    {
+        // The scraper's own listener: no credentials, no activity, nothing but metrics.
+        return metrics::scrape_only(&req, &state.metrics, &state.host);
+    }
     let json = wants_json(req.headers());
     let provenance = provenance(&req, &state);
     let allowed_origin = provenance
@@ -269,6 +310,10 @@ async fn handle(
             }
         }
     }
+    state.metrics.request(
+        metrics::route_label(&router::route(req.method().as_str(), req.path())),
+        response.status().as_u16(),
+    );
     // The path only: the query may carry a ticket, which is never logged.
     log::debug!(
         "{} {} -> {} in {:?}",
@@ -498,6 +543,7 @@ fn check_request(
         None => match check_credentials(req, &state.auth, true) {
             Ok(credentials) => credentials,
             Err(refused) => {
+                state.metrics.refused(metrics::Refusal::Invalid);
                 if let (true, Some(ip)) = (refused.counts, peer) {
                     state.throttle.failed(ip);
                 }
@@ -515,12 +561,13 @@ fn check_request(
             Ok(credentials) if credentials.authorized => credentials,
             _ if route.is_public() => Credentials::default(),
             _ => {
+                state.metrics.refused(metrics::Refusal::Throttled);
                 return Err(HttpError::TooManyRequests {
                     what: format!(
                         "too many bad tickets or tokens from this address; try again in {wait} s"
                     ),
                     retry_after_secs: wait,
-                })
+                });
             }
         },
     };
@@ -569,13 +616,39 @@ async fn dispatch(
         // Every execute is an execution: it runs on if the client goes away.
         Route::Call(name, method) if method == "execute" => {
             let arg = read_json(req, payload, state.max_body).await?;
+            let type_name = host.get(&name)?["type"].as_str().map(str::to_string);
+            let started = Instant::now();
             let executed = host.execute(&name, arg).await?;
+            // Counted once per execution, by the request that started it (a repeat by
+            // id runs nothing); an instance deleted during the call had its worker
+            // ended on purpose: not a crash, so only the duration is recorded.
+            if let (Some(type_name), Ok(result), true) =
+                (type_name, &executed.result, executed.started)
+            {
+                let deleted = host.get(&name).is_err();
+                let seconds = started.elapsed().as_secs_f64();
+                state.metrics.execute(&type_name, seconds, result, deleted);
+            }
             let mut response = match executed.result {
                 Ok(result) => json_response(&result),
                 Err(error) => HttpError::from(error).response(json),
             };
             events::with_execution_id(&mut response, &executed.id);
             response
+        }
+        Route::Call(name, method) if method == "executeCode" => {
+            let arg = read_json(req, payload, state.max_body).await?;
+            let type_name = host.get(&name)?["type"].as_str().map(str::to_string);
+            let started = Instant::now();
+            let result = host.call(&name, &method, arg).await?;
+            // An instance deleted during the call had its worker ended on purpose:
+            // that is not a crash, so only the duration is recorded.
+            let deleted = host.get(&name).is_err();
+            if let Some(type_name) = type_name {
+                let seconds = started.elapsed().as_secs_f64();
+                state.metrics.execute(&type_name, seconds, &result, deleted);
+            }
+            json_response(&result)
         }
         Route::Call(name, method) => {
             let arg = read_json(req, payload, state.max_body).await?;
@@ -592,6 +665,14 @@ async fn dispatch(
         }
         Route::StartEnviron(id) => json_response(&host.start_environ(&id)?),
         Route::StopEnviron(id) => json_response(&host.stop_environ(&id)?),
+        Route::Health if state.stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+            return Err(HttpError::Unavailable("the host is stopping".into()))
+        }
+        Route::Health => json_response(&serde_json::json!({"status": "ok"})),
+        Route::OpenApi => json_response(openapi::document()),
+        Route::Metrics => HttpResponse::Ok()
+            .content_type(metrics::CONTENT_TYPE)
+            .body(state.metrics.render(host)),
     })
 }
 
@@ -607,9 +688,10 @@ async fn static_response(
                 .map_err(|_| HttpError::NotFound("no static file at that path".into()))?;
             Ok(file.into_response(req))
         }
-        Ok(assets::StaticFile::Embedded { content_type, body }) => {
-            Ok(HttpResponse::Ok().content_type(content_type).body(body))
-        }
+        Ok(assets::StaticFile::Embedded { content_type, body }) => Ok(HttpResponse::Ok()
+            .content_type(content_type)
+            .insert_header((header::CONTENT_SECURITY_POLICY, console::CSP))
+            .body(body)),
         Err(error) => Err(error),
     }
 }
@@ -635,6 +717,9 @@ mod tests {
             max_header: DEFAULT_MAX_HEADER,
             throttle: throttle::Throttle::default(),
             cookie_same_site: CookieSameSite::default(),
+            metrics: metrics::Metrics::new(PoolGauges::default()),
+            stopping: Default::default(),
+            metrics_address: None,
         })
     }
 

@@ -32,6 +32,12 @@ pub enum Route {
     StartEnviron(String),
     /// `DELETE /environ/<id>`.
     StopEnviron(String),
+    /// `GET /health`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /openapi.json`.
+    OpenApi,
 }
 
 impl Route {
@@ -39,7 +45,13 @@ impl Route {
     pub fn is_public(&self) -> bool {
         matches!(
             self,
-            Route::Home | Route::Static(_) | Route::Favicon | Route::Manifest | Route::Preflight
+            Route::Home
+                | Route::Static(_)
+                | Route::Favicon
+                | Route::Manifest
+                | Route::Preflight
+                | Route::Health
+                | Route::OpenApi
         )
     }
 }
@@ -107,6 +119,9 @@ pub fn route(verb: &str, path: &str) -> Result<Route, NoRoute> {
         ("GET" | "HEAD", [""]) => Ok(Route::Home),
         ("GET" | "HEAD", ["favicon.ico"]) => Ok(Route::Favicon),
         ("GET" | "HEAD", ["manifest"]) => Ok(Route::Manifest),
+        ("GET" | "HEAD", ["health"]) => Ok(Route::Health),
+        ("GET" | "HEAD", ["metrics"]) => Ok(Route::Metrics),
+        ("GET" | "HEAD", ["openapi.json"]) => Ok(Route::OpenApi),
         ("POST", ["environ", id]) => Ok(Route::StartEnviron(name(id, "environment id")?)),
         ("DELETE", ["environ", id]) => Ok(Route::StopEnviron(name(id, "environment id")?)),
         ("POST", [type_name]) => Ok(Route::Create(name(type_name, "type name")?)),
@@ -207,6 +222,9 @@ mod tests {
         );
         assert!(!Route::Execution("a".into(), "b".into()).is_public());
         assert!(!Route::ExecutionEvents("a".into(), "b".into()).is_public());
+        assert_eq!(ok("GET", "/health"), Route::Health);
+        assert_eq!(ok("GET", "/metrics"), Route::Metrics);
+        assert_eq!(ok("GET", "/openapi.json"), Route::OpenApi);
     }
 
     #[test]

@@ -616,7 +616,11 @@ async fn dispatch(
         // Every execute is an execution: it runs on if the client goes away.
         Route::Call(name, method) if method == "execute" => {
             let arg = read_json(req, payload, state.max_body).await?;
-            let type_name = host.get(&name)?["type"].as_str().map(str::to_string);
+            // An unknown instance is answered by `execute`, with the execution's id.
+            let type_name = host
+                .get(&name)
+                .ok()
+                .and_then(|state| state["type"].as_str().map(str::to_string));
             let started = Instant::now();
             let executed = host.execute(&name, arg).await?;
             // Counted once per execution, by the request that started it (a repeat by

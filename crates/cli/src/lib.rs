@@ -15,7 +15,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 use stencila_auth::Auth;
-use stencila_contexts::{PythonConfig, PythonContextType, SqliteConfig, SqliteContextType};
+use stencila_contexts::{
+    JupyterContextType, PythonConfig, PythonContextType, SqliteConfig, SqliteContextType,
+};
 use stencila_host::Host;
 
 /// How many ports are tried, 10 apart, when the one asked for is taken.
@@ -61,6 +63,7 @@ fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
     host.register(Arc::new(SqliteContextType::new(SqliteConfig {
         execute_timeout: config.execute_timeout,
     })));
+    host.register(Arc::new(JupyterContextType::new(config.jupyter.clone())));
     (host, python)
 }
 

@@ -1,6 +1,7 @@
 //! The execution contexts a Stencila host offers. `PythonContext` runs Python code
 //! in one `python3` worker process per instance; `SqliteContext` runs SQL on an
-//! embedded SQLite database, one thread per instance.
+//! embedded SQLite database, one thread per instance; `JupyterContext` runs code in
+//! any installed Jupyter kernel, one kernel per instance.
 //!
 //! The [`worker`] module is the language-neutral process layer (spawning, framing,
 //! request ids, interrupts, timeouts, crash detection, reaping); a context type is
@@ -21,11 +22,13 @@
 //! host.register(Arc::new(python));
 //! ```
 
+mod jupyter;
 pub mod legacy;
 mod pool;
 mod python;
 mod sqlite;
 pub mod worker;
 
+pub use jupyter::{jupyter_data_dirs, JupyterConfig, JupyterContext, JupyterContextType};
 pub use python::{resolve_interpreter, PythonConfig, PythonContext, PythonContextType};
 pub use sqlite::{SqliteConfig, SqliteContext, SqliteContextType, Table, TableColumn, TableError};

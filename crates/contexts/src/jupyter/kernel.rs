@@ -342,7 +342,7 @@ impl Kernel {
         });
 
         let session = random_hex(16);
-        let connect = async {
+        let connect = || async {
             let iopub =
                 jupyter_zmq_client::create_client_iopub_connection(&info, "", &session).await?;
             let identity = jupyter_zmq_client::peer_identity_for_session(&session)?;
@@ -354,11 +354,23 @@ impl Kernel {
                 jupyter_zmq_client::create_client_control_connection(&info, &session).await?;
             Ok::<_, RuntimeError>((iopub, shell, control))
         };
+        // A connection attempt can fail while the kernel is still binding its ports
+        // (a reset during the ZeroMQ handshake): try again until it is ready or gone.
+        let connect_until_ready = async {
+            loop {
+                match connect().await {
+                    Ok(connections) => return connections,
+                    Err(error) => {
+                        log::debug!("kernel {pid}: connecting failed ({error}); trying again");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        };
         let mut exit_watch = exit.clone();
         let (iopub, shell, control) = tokio::select! {
-            connected = tokio::time::timeout(READY_TIMEOUT, connect) => match connected {
-                Ok(Ok(connections)) => connections,
-                Ok(Err(error)) => return Err(failed(&stderr_tail, &format!("could not connect to it: {error}"))),
+            connected = tokio::time::timeout(READY_TIMEOUT, connect_until_ready) => match connected {
+                Ok(connections) => connections,
                 Err(_) => return Err(failed(&stderr_tail, &format!("it did not open its ports within {} s", READY_TIMEOUT.as_secs()))),
             },
             report = ended(&mut exit_watch) => {
@@ -390,16 +402,19 @@ impl Kernel {
         Ok(kernel)
     }
 
-    /// Sends `kernel_info_request` until the kernel replies on shell and its iopub
-    /// messages reach us (so no output of the first execute is missed).
+    /// Sends `kernel_info_request` until the kernel's iopub messages about one of
+    /// them reach us: then it has taken requests on shell and our subscription is in
+    /// place, so no output of the first execute is missed. (The reply itself is not
+    /// awaited: some kernels' replies lack fields `jupyter-protocol` requires.)
     async fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut guard = self.channels.lock().await;
         let channels = &mut *guard;
         let mut exit = self.exit.clone();
-        let (mut replied, mut heard) = (false, false);
+        let mut sent = Vec::new();
         while Instant::now() < deadline {
             let request: JupyterMessage = KernelInfoRequest {}.into();
+            sent.push(request.header.msg_id.clone());
             channels
                 .shell
                 .send(request)
@@ -409,21 +424,22 @@ impl Kernel {
             tokio::pin!(retry);
             loop {
                 tokio::select! {
-                    Some(_) = channels.iopub.recv() => heard = true,
-                    Some(message) = channels.shell_replies.recv() => {
-                        if matches!(message.content, JupyterMessageContent::KernelInfoReply(_)) {
-                            replied = true;
+                    Some(message) = channels.iopub.recv() => {
+                        let about_ours = message
+                            .parent_header
+                            .as_ref()
+                            .is_some_and(|parent| sent.contains(&parent.msg_id));
+                        if about_ours {
+                            // Later messages of these requests are stale: the first
+                            // execute drains them.
+                            return Ok(());
                         }
                     }
+                    Some(_) = channels.shell_replies.recv() => {}
                     report = ended(&mut exit) => {
                         return Err(failed(&self.stderr_tail, &format!("it {report} before it was ready")));
                     }
                     _ = &mut retry => break,
-                }
-                if replied && heard {
-                    // Later iopub messages of these requests are stale: drained by
-                    // the first execute.
-                    return Ok(());
                 }
             }
         }

@@ -516,3 +516,22 @@ fn a_pooled_kernel_is_ready_and_the_host_stops_every_kernel() {
         assert!(group_members(kernel).is_empty(), "kernel {kernel} outlived the host");
     }
 }
+
+#[test]
+fn kernels_end_when_the_host_is_killed() {
+    let Some(venv) = venv() else { return };
+    let s = Session::new("killed-host", &venv, &[]);
+    let name = s.create("python3");
+    let kernel = s.pid(&name);
+    let host = s.host.pid();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &host.to_string()])
+        .status()
+        .expect("kill to run");
+    assert!(killed.success());
+    // ipykernel watches the pid in JPY_PARENT_PID, as under Jupyter's own launcher.
+    assert!(
+        eventually(Duration::from_secs(15), || group_members(kernel).is_empty()),
+        "kernel {kernel} outlived a SIGKILL of its host"
+    );
+}

@@ -291,6 +291,9 @@ impl Kernel {
         command
             .args(&args)
             .envs(spec.spec.env.iter().flatten())
+            // As Jupyter's own launcher does: ipykernel (and kernels built on it)
+            // exit when this process is gone, even after a SIGKILL of the host.
+            .env("JPY_PARENT_PID", std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -30,6 +30,9 @@ use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use stencila_host::{BoxFuture, HostError, Instance, InstanceType};
 
+/// How long the host's stop waits for a pooled kernel that is still starting.
+const POOL_STOP_WAIT: Duration = Duration::from_secs(15);
+
 /// What the CLI decides about Jupyter kernels, validated.
 #[derive(Debug, Clone)]
 pub struct JupyterConfig {
@@ -135,21 +138,24 @@ impl Shared {
             };
             let leftover = {
                 let mut pool = lock(&shared.pool);
-                pool.filling = false;
                 match started {
                     Ok(kernel) if !pool.closed => {
                         pool.ready = Some(kernel);
+                        pool.filling = false;
                         None
                     }
                     Ok(kernel) => Some(kernel),
                     Err(reason) => {
                         log::warn!("--pool-kernel {name}: {reason}");
+                        pool.filling = false;
                         None
                     }
                 }
             };
             if let Some(kernel) = leftover {
+                // The type shut down while this kernel started; it waits for this.
                 kernel.kill().await;
+                lock(&shared.pool).filling = false;
             }
         });
     }
@@ -265,6 +271,12 @@ impl InstanceType for JupyterContextType {
             };
             if let Some(kernel) = pooled {
                 kernel.kill().await;
+            }
+            // A pooled kernel still starting is killed by its own task once started:
+            // wait (bounded) so that it is gone before the host says it has stopped.
+            let deadline = std::time::Instant::now() + POOL_STOP_WAIT;
+            while lock(&self.shared.pool).filling && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
     }

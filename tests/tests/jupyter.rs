@@ -161,9 +161,12 @@ fn group_members(group: u32) -> Vec<u32> {
 fn without_kernels_the_type_is_listed_unavailable_with_a_reason() {
     let empty = scratch("empty-jupyter-path");
     let s = Session::with_jupyter_path("no-kernels", &empty, &[]);
-    let system_kernels = ["/usr/local/share/jupyter/kernels", "/usr/share/jupyter/kernels"]
-        .iter()
-        .any(|dir| Path::new(dir).exists());
+    let system_kernels = [
+        "/usr/local/share/jupyter/kernels",
+        "/usr/share/jupyter/kernels",
+    ]
+    .iter()
+    .any(|dir| Path::new(dir).exists());
     let manifest = s
         .host
         .request("GET", "/manifest")
@@ -187,7 +190,11 @@ fn without_kernels_the_type_is_listed_unavailable_with_a_reason() {
         .json(&json!({"kernel": "python3"}))
         .send();
     assert_eq!(response.status, 503, "{}", response.text());
-    assert!(response.text().contains("no Jupyter kernel"), "{}", response.text());
+    assert!(
+        response.text().contains("no Jupyter kernel"),
+        "{}",
+        response.text()
+    );
     let _ = std::fs::remove_dir_all(empty);
 }
 
@@ -237,9 +244,15 @@ fn python_kernel_values_output_errors_and_inputs() {
         s.execute(&name, "x = 6\nx * 7"),
         json!({"messages": [], "value": {"type": "string", "data": "42"}})
     );
-    assert_eq!(s.execute(&name, "y = x"), json!({"messages": [], "value": null}));
+    assert_eq!(
+        s.execute(&name, "y = x"),
+        json!({"messages": [], "value": null})
+    );
     // application/json is JSON, SVG and PNG are images.
-    let result = s.execute(&name, "from IPython.display import JSON\nJSON({'a': [1, 2.5, None]})");
+    let result = s.execute(
+        &name,
+        "from IPython.display import JSON\nJSON({'a': [1, 2.5, None]})",
+    );
     assert_eq!(
         result["value"],
         json!({"type": "object", "data": {"a": [1, 2.5, null]}}),
@@ -265,7 +278,10 @@ fn python_kernel_values_output_errors_and_inputs() {
     );
 
     // Printed output, in order, merged per stream.
-    let result = s.execute(&name, "import sys\nprint('a')\nprint('b')\nsys.stderr.write('c\\n')\nsys.stderr.flush()");
+    let result = s.execute(
+        &name,
+        "import sys\nprint('a')\nprint('b')\nsys.stderr.write('c\\n')\nsys.stderr.flush()",
+    );
     assert_eq!(messages_of(&result, "stdout"), ["a\nb\n"], "{result}");
     assert_eq!(messages_of(&result, "stderr"), ["c\n"], "{result}");
 
@@ -296,7 +312,11 @@ fn python_kernel_values_output_errors_and_inputs() {
         json!({"type": "string", "data": "1.1805916207174113e+21"}),
         "{result}"
     );
-    assert_eq!(messages_of(&result, "stdout"), ["int quote\"s'\\n\n"], "{result}");
+    assert_eq!(
+        messages_of(&result, "stdout"),
+        ["int quote\"s'\\n\n"],
+        "{result}"
+    );
     let result = s.call(
         &name,
         "execute",
@@ -319,7 +339,11 @@ fn bash_kernel_runs_and_refuses_inputs_clearly() {
     let s = Session::new("bash", &venv, &[]);
     let name = s.create("bash");
     let result = s.execute(&name, "X=hello\necho $X world");
-    assert_eq!(messages_of(&result, "stdout").join(""), "hello world\n", "{result}");
+    assert_eq!(
+        messages_of(&result, "stdout").join(""),
+        "hello world\n",
+        "{result}"
+    );
     assert!(messages_of(&result, "error").is_empty(), "{result}");
     let result = s.call(
         &name,
@@ -332,7 +356,10 @@ fn bash_kernel_runs_and_refuses_inputs_clearly() {
         errors[0].contains("inputs are not supported") && errors[0].contains("bash"),
         "{result}"
     );
-    assert!(messages_of(&result, "stdout").is_empty(), "nothing ran: {result}");
+    assert!(
+        messages_of(&result, "stdout").is_empty(),
+        "nothing ran: {result}"
+    );
 }
 
 #[test]
@@ -396,7 +423,10 @@ fn timeouts_interrupt_and_restart_gives_a_fresh_kernel() {
     assert_ne!(fresh, pid);
     assert!(eventually(Duration::from_secs(10), || group_members(pid).is_empty()));
     let result = s.execute(&name, "kept");
-    assert!(messages_of(&result, "error")[0].starts_with("NameError"), "{result}");
+    assert!(
+        messages_of(&result, "error")[0].starts_with("NameError"),
+        "{result}"
+    );
     assert!(messages_of(&result, "warning").is_empty(), "{result}");
 }
 
@@ -419,10 +449,16 @@ fn a_kernel_that_dies_is_replaced_with_a_warning() {
         warnings.len() == 1 && warnings[0].contains("restarted after it died"),
         "{result}"
     );
-    assert!(messages_of(&result, "error")[0].starts_with("NameError"), "{result}");
+    assert!(
+        messages_of(&result, "error")[0].starts_with("NameError"),
+        "{result}"
+    );
     assert_ne!(s.pid(&name), pid);
     // The warning is given once.
-    assert_eq!(s.execute(&name, "1"), json!({"messages": [], "value": {"type": "string", "data": "1"}}));
+    assert_eq!(
+        s.execute(&name, "1"),
+        json!({"messages": [], "value": {"type": "string", "data": "1"}})
+    );
 
     // Killed from outside between calls: the same.
     let pid = s.pid(&name);
@@ -432,7 +468,10 @@ fn a_kernel_that_dies_is_replaced_with_a_warning() {
         .expect("kill to run");
     assert!(killed.success());
     // Gone from /proc: the host has reaped it, so it knows.
-    assert!(eventually(Duration::from_secs(10), || stencila_tests::gone(pid)));
+    assert!(eventually(
+        Duration::from_secs(10),
+        || stencila_tests::gone(pid)
+    ));
     let result = s.execute(&name, "2");
     assert_eq!(messages_of(&result, "warning").len(), 1, "{result}");
     assert_eq!(result["value"]["data"], "2", "{result}");
@@ -448,7 +487,10 @@ fn delete_leaves_no_process_of_the_kernel_and_no_connection_file() {
     assert_eq!(files.len(), 2, "{files:?}");
     for file in &files {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(file).expect("metadata").permissions().mode();
+        let mode = std::fs::metadata(file)
+            .expect("metadata")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{}", file.display());
         let info: Value =
             serde_json::from_slice(&std::fs::read(file).expect("readable")).expect("JSON");
@@ -457,9 +499,15 @@ fn delete_leaves_no_process_of_the_kernel_and_no_connection_file() {
         assert_eq!(info["key"].as_str().map(str::len), Some(64), "{info}");
     }
     // A subprocess of the kernel is in its group too.
-    s.execute(&python, "import subprocess\nchild = subprocess.Popen(['sleep', '300'])");
+    s.execute(
+        &python,
+        "import subprocess\nchild = subprocess.Popen(['sleep', '300'])",
+    );
     let groups = [s.pid(&python), s.pid(&bash)];
-    assert!(group_members(groups[0]).len() >= 2, "the kernel and its child");
+    assert!(
+        group_members(groups[0]).len() >= 2,
+        "the kernel and its child"
+    );
     for name in [&python, &bash] {
         let response = s
             .host
@@ -475,7 +523,11 @@ fn delete_leaves_no_process_of_the_kernel_and_no_connection_file() {
             group_members(group)
         );
     }
-    assert!(s.connection_files().is_empty(), "{:?}", s.connection_files());
+    assert!(
+        s.connection_files().is_empty(),
+        "{:?}",
+        s.connection_files()
+    );
 }
 
 #[test]
@@ -511,9 +563,15 @@ fn a_pooled_kernel_is_ready_and_the_host_stops_every_kernel() {
         .status()
         .expect("kill to run");
     assert!(stopped.success());
-    assert!(eventually(Duration::from_secs(20), || !alive(host_pid)), "the host stopped");
+    assert!(
+        eventually(Duration::from_secs(20), || !alive(host_pid)),
+        "the host stopped"
+    );
     for kernel in kernels {
-        assert!(group_members(kernel).is_empty(), "kernel {kernel} outlived the host");
+        assert!(
+            group_members(kernel).is_empty(),
+            "kernel {kernel} outlived the host"
+        );
     }
 }
 

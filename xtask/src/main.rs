@@ -89,6 +89,56 @@ fn check_python() -> Result<()> {
     }
 }
 
+/// The virtualenv the JupyterContext tests use, `target/test-venv` (shared with any
+/// other test that needs one): made if missing, with `ipykernel` and `bash_kernel`
+/// from PyPI and bash_kernel's kernelspec installed in it. Without it those tests skip.
+fn jupyter_test_venv() -> Result<PathBuf> {
+    let venv = root().join("target").join("test-venv");
+    let python = venv.join("bin").join("python");
+    let run = |program: &Path, args: &[&str]| -> Result<bool> {
+        Ok(Command::new(program)
+            .args(args)
+            .status()
+            .with_context(|| format!("could not run {}", program.display()))?
+            .success())
+    };
+    if !python.is_file() {
+        let system = std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into());
+        eprintln!("xtask: making the test virtualenv {}", venv.display());
+        let made = run(Path::new(&system), &["-m", "venv", &venv.to_string_lossy()])?;
+        if !made {
+            bail!("could not make the test virtualenv (python3 -m venv; on Debian: apt-get install python3-venv)");
+        }
+    }
+    if !run(&python, &["-c", "import ipykernel, bash_kernel"])? {
+        eprintln!("xtask: installing ipykernel and bash_kernel into the test virtualenv");
+        if !run(
+            &python,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "ipykernel",
+                "bash_kernel",
+            ],
+        )? {
+            bail!(
+                "could not pip-install ipykernel and bash_kernel into {}",
+                venv.display()
+            );
+        }
+    }
+    if !venv
+        .join("share/jupyter/kernels/bash/kernel.json")
+        .is_file()
+        && !run(&python, &["-m", "bash_kernel.install", "--sys-prefix"])?
+    {
+        bail!("could not install bash_kernel's kernelspec");
+    }
+    Ok(venv)
+}
+
 /// Every Rust file starts with a `//!` line saying what it is for (STYLE.md).
 fn tidy() -> Result<()> {
     let mut missing = Vec::new();
@@ -126,6 +176,7 @@ fn tidy() -> Result<()> {
 
 fn test() -> Result<()> {
     check_python()?;
+    jupyter_test_venv()?;
     tidy()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[

@@ -232,7 +232,9 @@ fn write_connection_file(path: &Path, info: &ConnectionInfo) -> std::io::Result<
 }
 
 /// Reads a socket into a channel until either side is gone.
-fn forward<S>(mut connection: jupyter_zmq_client::Connection<S>) -> (mpsc::UnboundedReceiver<JupyterMessage>, JoinHandle<()>)
+fn forward<S>(
+    mut connection: jupyter_zmq_client::Connection<S>,
+) -> (mpsc::UnboundedReceiver<JupyterMessage>, JoinHandle<()>)
 where
     S: zeromq::SocketRecv + Send + 'static,
 {
@@ -548,7 +550,10 @@ impl Kernel {
             let request: JupyterMessage = InterruptRequest {}.into();
             let send = async { self.control.lock().await.send(request).await };
             if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(1), send).await {
-                log::warn!("could not send interrupt_request to kernel {}: {error}", self.pid);
+                log::warn!(
+                    "could not send interrupt_request to kernel {}: {error}",
+                    self.pid
+                );
             }
         } else {
             let _ = killpg(self.remains.group, Signal::SIGINT);

@@ -64,11 +64,16 @@ impl Kernelspec {
     /// does for Jupyter run from there (ipykernel's own spec says just `python`).
     pub fn command(&self, connection_file: &Path) -> Option<(PathBuf, Vec<OsString>)> {
         let (program, args) = self.spec.argv.split_first()?;
+        // As Jupyter formats each argument: the fields may be part of one.
         let substitute = |arg: &str| -> OsString {
             match arg {
                 "{connection_file}" => connection_file.as_os_str().to_owned(),
                 "{resource_dir}" => self.dir.as_os_str().to_owned(),
-                other => OsString::from(other),
+                other => OsString::from(
+                    other
+                        .replace("{connection_file}", &connection_file.to_string_lossy())
+                        .replace("{resource_dir}", &self.dir.to_string_lossy()),
+                ),
             }
         };
         let program = self

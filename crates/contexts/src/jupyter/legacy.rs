@@ -41,7 +41,10 @@ impl LegacyPrimitives for JupyterContext {
 
     fn get(&self, name: String) -> BoxFuture<'_, Result<Value, HostError>> {
         Box::pin(async move {
-            let is_name = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let is_name = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !self.spec.is_python() || !is_name {
                 return Err(HostError::BadArgument(format!(

@@ -20,8 +20,8 @@ mod legacy;
 mod values;
 
 use kernel::{ExecuteFault, Kernel};
-use kernelspec::{find_kernelspecs, Kernelspec};
 pub use kernelspec::jupyter_data_dirs;
+use kernelspec::{find_kernelspecs, Kernelspec};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -196,7 +196,9 @@ impl JupyterContextType {
     /// Why the type cannot run here, if it cannot.
     fn unavailable_reason(&self, kernelspecs: &BTreeMap<String, Kernelspec>) -> Option<String> {
         if self.shared.runtime.0.is_none() {
-            return Some("JupyterContext is not available: its runtime could not be started".into());
+            return Some(
+                "JupyterContext is not available: its runtime could not be started".into(),
+            );
         }
         kernelspecs.is_empty().then(|| {
             "JupyterContext is not available: no Jupyter kernel is installed (none in the Jupyter data directories or JUPYTER_PATH); install one, e.g. `pip install ipykernel`".to_string()
@@ -214,7 +216,8 @@ impl InstanceType for JupyterContextType {
     }
 
     fn available(&self) -> bool {
-        self.unavailable_reason(&self.shared.kernelspecs()).is_none()
+        self.unavailable_reason(&self.shared.kernelspecs())
+            .is_none()
     }
 
     fn manifest_fields(&self) -> Map<String, Value> {
@@ -244,12 +247,10 @@ impl InstanceType for JupyterContextType {
             }
             let name = match options.get("kernel") {
                 Some(Value::String(name)) => name,
-                Some(_) | None => {
-                    return Err(HostError::BadArgument(format!(
-                        "JupyterContext needs the option `kernel`, the name of an installed kernel: {}",
-                        kernel_names(&kernelspecs)
-                    )))
-                }
+                Some(_) | None => return Err(HostError::BadArgument(format!(
+                    "JupyterContext needs the option `kernel`, the name of an installed kernel: {}",
+                    kernel_names(&kernelspecs)
+                ))),
             };
             let Some(spec) = kernelspecs.get(name) else {
                 return Err(HostError::BadArgument(format!(
@@ -501,7 +502,10 @@ impl JupyterContext {
             .await;
         if let Some(loss) = earlier {
             if let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) {
-                messages.insert(0, json!({"type": "warning", "message": self.loss_warning(loss)}));
+                messages.insert(
+                    0,
+                    json!({"type": "warning", "message": self.loss_warning(loss)}),
+                );
             }
         }
         Ok(result)

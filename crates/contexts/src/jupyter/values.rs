@@ -106,9 +106,7 @@ pub(super) fn traceback_line(traceback: &[String]) -> Option<u64> {
             let found = after(text, "Cell In[")
                 .and_then(|rest| after(rest, "line "))
                 .or_else(|| after(text, "<cell line: "))
-                .or_else(|| {
-                    after(text, "<ipython-input-").and_then(|rest| after(rest, "line "))
-                })
+                .or_else(|| after(text, "<ipython-input-").and_then(|rest| after(rest, "line ")))
                 .or_else(|| {
                     // A SyntaxError's own location: `File "<string>", line 1` or
                     // `File "/tmp/ipykernel_1/12.py", line 1` (the cell's file).
@@ -144,8 +142,8 @@ fn is_python_name(name: &str) -> bool {
     const KEYWORDS: &[&str] = &[
         "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
         "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
-        "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise",
-        "return", "try", "while", "with", "yield",
+        "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return",
+        "try", "while", "with", "yield",
     ];
     let mut chars = name.chars();
     chars
@@ -183,8 +181,8 @@ pub(super) fn python_inputs_code(inputs: &Map<String, Value>) -> Result<String, 
             }
         }
     }
-    let payload = serde_json::to_string(&Value::Object(inputs.clone()))
-        .map_err(|error| error.to_string())?;
+    let payload =
+        serde_json::to_string(&Value::Object(inputs.clone())).map_err(|error| error.to_string())?;
     // A JSON string literal is also a valid Python string literal: serde_json writes
     // non-ASCII as itself and escapes only quotes, backslashes and control characters.
     let literal = serde_json::to_string(&payload).map_err(|error| error.to_string())?;
@@ -221,11 +219,15 @@ mod tests {
     #[test]
     fn bundles_prefer_json_then_images_then_text() {
         assert_eq!(
-            bundle_value(&bundle(json!({"application/json": {"a": 1}, "text/plain": "x"}))),
+            bundle_value(&bundle(
+                json!({"application/json": {"a": 1}, "text/plain": "x"})
+            )),
             Some(json!({"type": "object", "data": {"a": 1}}))
         );
         assert_eq!(
-            bundle_value(&bundle(json!({"image/png": "iVBO\nRw==\n", "text/plain": "<Figure>"}))),
+            bundle_value(&bundle(
+                json!({"image/png": "iVBO\nRw==\n", "text/plain": "<Figure>"})
+            )),
             Some(json!({"type": "image", "src": "data:image/png;base64,iVBORw=="}))
         );
         assert_eq!(
@@ -233,7 +235,9 @@ mod tests {
             Some(json!({"type": "image", "src": "data:image/svg+xml;base64,PHN2Zy8+"}))
         );
         assert_eq!(
-            bundle_value(&bundle(json!({"text/plain": "42", "text/html": "<b>42</b>"}))),
+            bundle_value(&bundle(
+                json!({"text/plain": "42", "text/html": "<b>42</b>"})
+            )),
             Some(json!({"type": "string", "data": "42"}))
         );
         assert_eq!(bundle_value(&bundle(json!({"text/html": "<b/>"}))), None);
@@ -285,7 +289,9 @@ mod tests {
 
     #[test]
     fn inputs_become_python_that_unpacks_json() {
-        let inputs = bundle(json!({"x": {"type": "integer", "data": 1}, "s": {"type": "string", "data": "a\"b'\\\n"}}));
+        let inputs = bundle(
+            json!({"x": {"type": "integer", "data": 1}, "s": {"type": "string", "data": "a\"b'\\\n"}}),
+        );
         let code = python_inputs_code(&inputs).expect("code");
         assert!(code.contains("globals().update"), "{code}");
         for bad in [

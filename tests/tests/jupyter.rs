@@ -362,20 +362,18 @@ fn bash_kernel_runs_and_refuses_inputs_clearly() {
     );
 }
 
-#[test]
-fn interrupt_stops_a_busy_loop_from_a_second_connection() {
-    let Some(venv) = venv() else { return };
-    let s = Session::new("interrupt", &venv, &[]);
-    let name = s.create("python3");
-    s.execute(&name, "kept = 'yes'");
-    let marker = s.runtime.join("started");
+/// Runs a busy loop on `name` and interrupts it from a second connection once it
+/// runs; the execute returns a `KeyboardInterrupt` error and the namespace is kept.
+fn interrupt_a_busy_loop(s: &Session, name: &str) {
+    s.execute(name, "kept = 'yes'");
+    let marker = s.runtime.join(format!("{name}-started"));
     let code = format!(
         "open({:?}, 'w').close()\nwhile True:\n    pass",
         marker.to_str().expect("a UTF-8 path")
     );
-    let (port, token) = (s.host.port, s.token.clone());
+    let (port, token, path) = (s.host.port, s.token.clone(), format!("/{name}!execute"));
     let running = std::thread::spawn(move || {
-        Request::new(port, "PUT", "/jupyterContext1!execute")
+        Request::new(port, "PUT", &path)
             .cookie(&token)
             .json(&json!({ "code": code }))
             .send()
@@ -386,7 +384,7 @@ fn interrupt_stops_a_busy_loop_from_a_second_connection() {
         "the loop started"
     );
     let started = Instant::now();
-    assert_eq!(s.request(&name, "interrupt").send().status, 200);
+    assert_eq!(s.request(name, "interrupt").send().status, 200);
     let result = running.join().expect("the execute returns");
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(
@@ -395,7 +393,100 @@ fn interrupt_stops_a_busy_loop_from_a_second_connection() {
             .is_some_and(|error| error.starts_with("KeyboardInterrupt")),
         "{result}"
     );
-    assert_eq!(s.execute(&name, "kept")["value"]["data"], "'yes'");
+    assert_eq!(s.execute(name, "kept")["value"]["data"], "'yes'");
+}
+
+#[test]
+fn interrupt_stops_a_busy_loop_from_a_second_connection() {
+    let Some(venv) = venv() else { return };
+    let s = Session::new("interrupt", &venv, &[]);
+    let name = s.create("python3");
+    interrupt_a_busy_loop(&s, &name);
+}
+
+#[test]
+fn interrupt_by_message_when_the_kernelspec_says_so() {
+    let Some(venv) = venv() else { return };
+    // ipykernel under a kernelspec with "interrupt_mode": "message": the interrupt
+    // goes as interrupt_request on the control channel, not as a signal.
+    let extra = scratch("message-kernels");
+    let spec = extra.join("kernels/pymsg");
+    std::fs::create_dir_all(&spec).expect("a kernel dir");
+    let python = venv.join("bin/python");
+    std::fs::write(
+        spec.join("kernel.json"),
+        json!({
+            "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python (message interrupts)",
+            "language": "python",
+            "interrupt_mode": "message",
+        })
+        .to_string(),
+    )
+    .expect("written");
+    let s = Session::with_jupyter_path("message", &extra, &[]);
+    let name = s.create("pymsg");
+    interrupt_a_busy_loop(&s, &name);
+    let _ = std::fs::remove_dir_all(extra);
+}
+
+#[test]
+fn a_kernel_that_ignores_the_interrupt_is_killed_on_timeout() {
+    let Some(venv) = venv() else { return };
+    let s = Session::new("stuck", &venv, &[]);
+    let name = s.create("python3");
+    s.execute(&name, "kept = 1");
+    let pid = s.pid(&name);
+    let result = s.call(
+        &name,
+        "execute",
+        json!({"code": "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(120)", "timeout": 1}),
+    );
+    let errors = messages_of(&result, "error");
+    assert!(
+        errors.len() == 1
+            && errors[0].starts_with("TimeoutError")
+            && errors[0].contains("did not stop when interrupted, so it was killed"),
+        "{result}"
+    );
+    assert!(eventually(Duration::from_secs(10), || group_members(pid).is_empty()));
+    let result = s.execute(&name, "kept");
+    let warnings = messages_of(&result, "warning");
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("killed on a timeout"),
+        "{result}"
+    );
+    assert!(
+        messages_of(&result, "error")[0].starts_with("NameError"),
+        "{result}"
+    );
+}
+
+#[test]
+fn the_2018_clients_methods_work_on_a_kernel() {
+    let Some(venv) = venv() else { return };
+    let s = Session::new("legacy", &venv, &[]);
+    let name = s.create("python3");
+    let result = s.call(
+        &name,
+        "executeCode",
+        json!({"code": "a * 2", "inputs": {"a": {"type": "integer", "data": 21}}}),
+    );
+    assert_eq!(
+        result["value"],
+        json!({"type": "string", "data": "42"}),
+        "{result}"
+    );
+    // A bare JSON string is the code.
+    let result = s.call(&name, "execute", json!("6*7"));
+    assert_eq!(result["value"]["data"], "42", "{result}");
+    let cell = s.call(
+        &name,
+        "execute",
+        json!({"type": "cell", "source": {"type": "text", "data": "print('hi')\n6*7"}}),
+    );
+    assert_eq!(cell["outputs"][0]["value"]["data"], "42", "{cell}");
+    assert_eq!(s.call(&name, "libraries", json!({})), json!({}));
 }
 
 #[test]

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, watch, Mutex};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 /// How long a kernel has to bind its ports and answer `kernel_info_request`.
@@ -181,7 +181,7 @@ pub(super) struct Kernel {
     control: Mutex<DealerSendConnection>,
     exit: watch::Receiver<Option<ExitReport>>,
     stderr_tail: Arc<StdMutex<VecDeque<String>>>,
-    readers: Vec<JoinHandle<()>>,
+    readers: Vec<AbortHandle>,
     remains: Remains,
 }
 
@@ -389,6 +389,20 @@ impl Kernel {
         // Control replies (to interrupt and shutdown requests) are not needed; read
         // them so they never pile up.
         let (_, control_reader) = forward(control_recv);
+        let readers: Vec<AbortHandle> = [&iopub_reader, &shell_reader, &control_reader]
+            .iter()
+            .map(|reader| reader.abort_handle())
+            .collect();
+        // Once the kernel has ended its sockets are of no use: dropping them (with
+        // the readers) stops ZeroMQ's attempts to reconnect to the dead kernel.
+        let stop_readers = readers.clone();
+        let mut exit_watch = exit.clone();
+        tokio::spawn(async move {
+            ended(&mut exit_watch).await;
+            for reader in stop_readers {
+                reader.abort();
+            }
+        });
         let kernel = Kernel {
             pid,
             interrupt_by_message: spec.interrupts_by_message(),
@@ -400,7 +414,7 @@ impl Kernel {
             control: Mutex::new(control),
             exit,
             stderr_tail,
-            readers: vec![iopub_reader, shell_reader, control_reader],
+            readers,
             remains,
         };
         kernel.wait_ready().await?;
@@ -513,7 +527,7 @@ impl Kernel {
             tokio::select! {
                 message = channels.iopub.recv() => {
                     let Some(message) = message else {
-                        return Err(ExecuteFault::Channel("the iopub channel closed".into()));
+                        return Err(self.channel_closed("iopub").await);
                     };
                     if ours(&message) && outputs.take(message.content) {
                         idle = true;
@@ -521,7 +535,7 @@ impl Kernel {
                 }
                 message = channels.shell_replies.recv() => {
                     let Some(message) = message else {
-                        return Err(ExecuteFault::Channel("the shell channel closed".into()));
+                        return Err(self.channel_closed("shell").await);
                     };
                     if ours(&message) {
                         outputs.reply(message.content);
@@ -541,6 +555,15 @@ impl Kernel {
         }
         outputs.value = outputs.result.take().or(outputs.display.take());
         Ok(outputs)
+    }
+
+    /// Why a channel closed: its readers stop when the kernel ends, so that is
+    /// the likely reason.
+    async fn channel_closed(&self, channel: &str) -> ExecuteFault {
+        match self.wait_for_exit(Duration::from_secs(1)).await {
+            Some(report) => ExecuteFault::Died(report),
+            None => ExecuteFault::Channel(format!("the {channel} channel closed")),
+        }
     }
 
     /// Interrupts the running execute as the kernelspec says: SIGINT to the kernel's

@@ -247,10 +247,12 @@ impl InstanceType for JupyterContextType {
             }
             let name = match options.get("kernel") {
                 Some(Value::String(name)) => name,
-                Some(_) | None => return Err(HostError::BadArgument(format!(
+                Some(_) | None => {
+                    return Err(HostError::BadArgument(format!(
                     "JupyterContext needs the option `kernel`, the name of an installed kernel: {}",
                     kernel_names(&kernelspecs)
-                ))),
+                )))
+                }
             };
             let Some(spec) = kernelspecs.get(name) else {
                 return Err(HostError::BadArgument(format!(

@@ -177,8 +177,10 @@ impl Drop for Remains {
 pub(super) struct Kernel {
     pid: u32,
     interrupt_by_message: bool,
-    channels: Mutex<Channels>,
-    control: Mutex<DealerSendConnection>,
+    /// `None` once the kernel is being stopped: its sockets are dropped then, so
+    /// ZeroMQ stops trying to reconnect to it.
+    channels: Mutex<Option<Channels>>,
+    control: Mutex<Option<DealerSendConnection>>,
     exit: watch::Receiver<Option<ExitReport>>,
     stderr_tail: Arc<StdMutex<VecDeque<String>>>,
     readers: Vec<AbortHandle>,
@@ -406,12 +408,12 @@ impl Kernel {
         let kernel = Kernel {
             pid,
             interrupt_by_message: spec.interrupts_by_message(),
-            channels: Mutex::new(Channels {
+            channels: Mutex::new(Some(Channels {
                 shell,
                 shell_replies,
                 iopub,
-            }),
-            control: Mutex::new(control),
+            })),
+            control: Mutex::new(Some(control)),
             exit,
             stderr_tail,
             readers,
@@ -428,7 +430,7 @@ impl Kernel {
     async fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut guard = self.channels.lock().await;
-        let channels = &mut *guard;
+        let channels = guard.as_mut().ok_or("it was stopped")?;
         let mut exit = self.exit.clone();
         let mut sent = Vec::new();
         while Instant::now() < deadline {
@@ -488,7 +490,9 @@ impl Kernel {
         timeout: Option<Duration>,
     ) -> Result<Outputs, ExecuteFault> {
         let mut guard = self.channels.lock().await;
-        let channels = &mut *guard;
+        let Some(channels) = guard.as_mut() else {
+            return Err(ExecuteFault::Channel("the kernel was stopped".into()));
+        };
         // What earlier requests left (late status messages) is not this execute's.
         while channels.iopub.try_recv().is_ok() {}
         while channels.shell_replies.try_recv().is_ok() {}
@@ -571,7 +575,12 @@ impl Kernel {
     pub async fn interrupt(&self) {
         if self.interrupt_by_message {
             let request: JupyterMessage = InterruptRequest {}.into();
-            let send = async { self.control.lock().await.send(request).await };
+            let send = async {
+                match self.control.lock().await.as_mut() {
+                    Some(control) => control.send(request).await,
+                    None => Ok(()),
+                }
+            };
             if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(1), send).await {
                 log::warn!(
                     "could not send interrupt_request to kernel {}: {error}",
@@ -587,16 +596,38 @@ impl Kernel {
     pub async fn shutdown(&self) {
         if self.exited().is_none() {
             let request: JupyterMessage = ShutdownRequest { restart: false }.into();
-            let send = async { self.control.lock().await.send(request).await };
-            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), send).await {
+            let send = async {
+                match self.control.lock().await.as_mut() {
+                    Some(control) => control.send(request).await.is_ok(),
+                    None => false,
+                }
+            };
+            let sent = tokio::time::timeout(Duration::from_secs(1), send).await;
+            self.close_sockets();
+            if sent == Ok(true) {
                 self.wait_for_exit(SHUTDOWN_GRACE).await;
             }
         }
         self.kill().await;
     }
 
+    /// Drops the sockets (a running execute keeps its channels until the kernel's
+    /// end stops it): nothing more is sent, and nothing tries to reconnect.
+    fn close_sockets(&self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+        if let Ok(mut channels) = self.channels.try_lock() {
+            channels.take();
+        }
+        if let Ok(mut control) = self.control.try_lock() {
+            control.take();
+        }
+    }
+
     /// Kills the kernel's whole process group and waits for the kernel to be reaped.
     pub async fn kill(&self) {
+        self.close_sockets();
         let _ = killpg(self.remains.group, Signal::SIGKILL);
         if self.wait_for_exit(KILL_WAIT).await.is_none() {
             log::warn!(

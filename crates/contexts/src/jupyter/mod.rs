@@ -27,8 +27,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use stencila_host::{BoxFuture, HostError, Instance, InstanceType};
+
+/// How long a look for installed kernels is reused by the manifest.
+const SCAN_REUSE: Duration = Duration::from_secs(2);
 
 /// How long the host's stop waits for a pooled kernel that is still starting.
 const POOL_STOP_WAIT: Duration = Duration::from_secs(15);
@@ -78,11 +81,28 @@ struct Shared {
     config: JupyterConfig,
     runtime: KernelRuntime,
     pool: StdMutex<Pool>,
+    /// The last look for kernels, and when it was.
+    scanned: StdMutex<Option<(Instant, BTreeMap<String, Kernelspec>)>>,
 }
 
 impl Shared {
+    /// The installed kernels, looked for now.
     fn kernelspecs(&self) -> BTreeMap<String, Kernelspec> {
-        find_kernelspecs(&self.config.data_dirs)
+        let found = find_kernelspecs(&self.config.data_dirs);
+        *lock(&self.scanned) = Some((Instant::now(), found.clone()));
+        found
+    }
+
+    /// The installed kernels as last looked for, if that was within
+    /// [`SCAN_REUSE`]: the manifest is a hot public route, and reading every
+    /// kernelspec each time would make it slow.
+    fn recent_kernelspecs(&self) -> BTreeMap<String, Kernelspec> {
+        if let Some((at, found)) = lock(&self.scanned).as_ref() {
+            if at.elapsed() < SCAN_REUSE {
+                return found.clone();
+            }
+        }
+        self.kernelspecs()
     }
 
     /// Starts a kernel of `spec`: the pooled one when it is of that kernelspec.
@@ -168,8 +188,9 @@ pub struct JupyterContextType {
 }
 
 impl JupyterContextType {
-    /// A type that finds kernels in `config.data_dirs` (searched again whenever the
-    /// manifest is built or an instance created, so kernels installed later appear).
+    /// A type that finds kernels in `config.data_dirs` (searched again for each
+    /// instance created, and for the manifest at most every [`SCAN_REUSE`], so
+    /// kernels installed later appear).
     pub fn new(config: JupyterConfig) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -182,6 +203,7 @@ impl JupyterContextType {
             config,
             runtime: KernelRuntime(runtime),
             pool: StdMutex::new(Pool::default()),
+            scanned: StdMutex::new(None),
         });
         // The pooled kernel starts at once, in the background, on the type's runtime.
         shared.refill();
@@ -216,12 +238,12 @@ impl InstanceType for JupyterContextType {
     }
 
     fn available(&self) -> bool {
-        self.unavailable_reason(&self.shared.kernelspecs())
+        self.unavailable_reason(&self.shared.recent_kernelspecs())
             .is_none()
     }
 
     fn manifest_fields(&self) -> Map<String, Value> {
-        let kernelspecs = self.shared.kernelspecs();
+        let kernelspecs = self.shared.recent_kernelspecs();
         let mut fields = Map::new();
         if let Some(reason) = self.unavailable_reason(&kernelspecs) {
             fields.insert("reason".into(), json!(reason));
@@ -277,8 +299,8 @@ impl InstanceType for JupyterContextType {
             }
             // A pooled kernel still starting is killed by its own task once started:
             // wait (bounded) so that it is gone before the host says it has stopped.
-            let deadline = std::time::Instant::now() + POOL_STOP_WAIT;
-            while lock(&self.shared.pool).filling && std::time::Instant::now() < deadline {
+            let deadline = Instant::now() + POOL_STOP_WAIT;
+            while lock(&self.shared.pool).filling && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

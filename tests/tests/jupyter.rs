@@ -285,6 +285,16 @@ fn python_kernel_values_output_errors_and_inputs() {
     assert_eq!(messages_of(&result, "stdout"), ["a\nb\n"], "{result}");
     assert_eq!(messages_of(&result, "stderr"), ["c\n"], "{result}");
 
+    // Output is bounded per stream, and the rest counted.
+    let result = s.execute(&name, "print('x' * 3_000_000)");
+    let stdout = messages_of(&result, "stdout").join("");
+    assert_eq!(stdout.len(), 1 << 20, "{}", &result.to_string()[..200]);
+    let warnings = messages_of(&result, "warning");
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("bytes of stdout omitted"),
+        "{warnings:?}"
+    );
+
     // Errors with the line in the cell.
     let result = s.execute(&name, "a = 1\nb = 2\nc = a / 0\n");
     assert_eq!(

@@ -48,6 +48,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How long to wait for a killed kernel to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// Printed output kept per stream and execute (as for PythonContext); the rest is
+/// counted in a warning.
+const OUTPUT_CAP: usize = 1 << 20;
+
 /// How many of a kernel's last stderr lines are kept, for the log when it fails.
 const STDERR_TAIL: usize = 20;
 
@@ -64,10 +68,35 @@ pub(super) struct Outputs {
     result: Option<Value>,
     display: Option<Value>,
     saw_error: bool,
+    /// Bytes of (stdout, stderr) kept, and left out past [`OUTPUT_CAP`].
+    used: (usize, usize),
+    omitted: (usize, usize),
 }
 
 impl Outputs {
     fn stream(&mut self, kind: &str, text: &str) {
+        // Bounded, as PythonContext's output: a runaway print loop must not grow
+        // the host's memory without limit.
+        let (used, omitted) = if kind == "stdout" {
+            (&mut self.used.0, &mut self.omitted.0)
+        } else {
+            (&mut self.used.1, &mut self.omitted.1)
+        };
+        let room = OUTPUT_CAP.saturating_sub(*used);
+        let text = if text.len() > room {
+            let mut cut = room;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            *omitted += text.len() - cut;
+            &text[..cut]
+        } else {
+            text
+        };
+        *used += text.len();
+        if text.is_empty() {
+            return;
+        }
         if let Some(last) = self.messages.last_mut() {
             if last["type"] == kind {
                 if let Some(Value::String(message)) = last.get_mut("message") {
@@ -558,6 +587,14 @@ impl Kernel {
             }
         }
         outputs.value = outputs.result.take().or(outputs.display.take());
+        for (stream, omitted) in [("stdout", outputs.omitted.0), ("stderr", outputs.omitted.1)] {
+            if omitted > 0 {
+                outputs.messages.push(json!({
+                    "type": "warning",
+                    "message": format!("[output truncated: {omitted} bytes of {stream} omitted]"),
+                }));
+            }
+        }
         Ok(outputs)
     }
 

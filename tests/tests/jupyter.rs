@@ -355,6 +355,12 @@ fn bash_kernel_runs_and_refuses_inputs_clearly() {
         "{result}"
     );
     assert!(messages_of(&result, "error").is_empty(), "{result}");
+    let result = s.execute(&name, "(exit 3)");
+    assert_eq!(
+        messages_of(&result, "error"),
+        ["the code ended with exit status 3"],
+        "{result}"
+    );
     let result = s.call(
         &name,
         "execute",

@@ -83,6 +83,11 @@ pub(super) fn strip_ansi(text: &str) -> String {
 /// line of the user's code where the traceback names one.
 pub(super) fn error_message(ename: &str, evalue: &str, traceback: &[String]) -> Value {
     let text = match (ename.is_empty(), evalue.is_empty()) {
+        // Shell kernels (bash_kernel) report a failing command as an error with no
+        // name and its exit status as the value.
+        (true, false) if evalue.trim().parse::<i64>().is_ok() => {
+            format!("the code ended with exit status {}", evalue.trim())
+        }
         (false, false) => format!("{ename}: {evalue}"),
         (false, true) => ename.to_string(),
         (true, false) => evalue.to_string(),
@@ -302,6 +307,16 @@ mod tests {
         ] {
             assert!(python_inputs_code(&bundle(bad.clone())).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_nameless_error_with_a_status_is_an_exit_status() {
+        assert_eq!(
+            error_message("", "2", &[])["message"],
+            "the code ended with exit status 2"
+        );
+        assert_eq!(error_message("", "oops", &[])["message"], "oops");
+        assert_eq!(error_message("E", "", &[])["message"], "E");
     }
 
     #[test]

@@ -240,14 +240,26 @@ fn channel_error(error: RuntimeError) -> String {
     error.to_string()
 }
 
-/// Makes `dir` (the connection files' directory) if needed, private to this user.
+/// Makes `dir` (the connection files' directory) if needed, mode 0700, and refuses
+/// one that another user could tamper with (in a shared `/tmp`, someone else may
+/// have made it first).
 fn private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let metadata = std::fs::symlink_metadata(dir)?;
-    if !metadata.is_dir() {
-        return Err(std::io::Error::other("it is not a directory"));
+    if metadata.file_type().is_symlink() || !metadata.is_dir() {
+        return Err(std::io::Error::other("it is not a plain directory"));
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    if metadata.uid() != nix::unistd::getuid().as_raw() {
+        return Err(std::io::Error::other("it belongs to another user"));
+    }
+    if metadata.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// Writes the connection file: a new file, mode 0600 (it holds the HMAC key).

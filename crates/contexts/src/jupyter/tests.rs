@@ -211,5 +211,11 @@ async fn the_manifest_entry_and_create_options() {
     }
     let left = std::fs::read_dir(&connections).map(|entries| entries.count());
     assert_eq!(left.ok(), Some(0), "the connection file is removed");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&connections)
+        .expect("the connection files' directory")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "private to this user");
     let _ = std::fs::remove_dir_all(root);
 }

@@ -461,7 +461,7 @@ fn a_kernel_that_ignores_the_interrupt_is_killed_on_timeout() {
     let result = s.call(
         &name,
         "execute",
-        json!({"code": "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(120)", "timeout": 1}),
+        json!({"code": "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(120)", "timeout": 2}),
     );
     let errors = messages_of(&result, "error");
     assert!(
@@ -520,11 +520,11 @@ fn timeouts_interrupt_and_restart_gives_a_fresh_kernel() {
     let result = s.call(
         &name,
         "execute",
-        json!({"code": "import time\ntime.sleep(60)", "timeout": 1}),
+        json!({"code": "import time\ntime.sleep(60)", "timeout": 2}),
     );
     assert_eq!(
         messages_of(&result, "error"),
-        ["TimeoutError: execution exceeded 1 s and was interrupted"],
+        ["TimeoutError: execution exceeded 2 s and was interrupted"],
         "{result}"
     );
     assert_eq!(s.pid(&name), pid, "an interrupted kernel is kept");

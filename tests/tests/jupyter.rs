@@ -662,8 +662,7 @@ fn a_pooled_kernel_is_ready_and_the_host_stops_every_kernel() {
     };
     assert!(eventually(Duration::from_secs(60), || pooled().len() == 1));
     let ready = pooled()[0];
-    // Give it time to answer, so the instance gets it rather than a cold one.
-    std::thread::sleep(Duration::from_secs(2));
+    // A create waits for the pooled kernel that is starting rather than start another.
     let name = s.create("python3");
     assert_eq!(s.pid(&name), ready, "the instance got the pooled kernel");
     assert_eq!(s.execute(&name, "6*7")["value"]["data"], "42");

@@ -33,6 +33,10 @@ use stencila_host::{BoxFuture, HostError, Instance, InstanceType};
 /// How long a look for installed kernels is reused by the manifest.
 const SCAN_REUSE: Duration = Duration::from_secs(2);
 
+/// How long a create waits for the pooled kernel that is starting, before it
+/// starts one of its own.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
 /// How long the host's stop waits for a pooled kernel that is still starting.
 const POOL_STOP_WAIT: Duration = Duration::from_secs(15);
 
@@ -108,12 +112,27 @@ impl Shared {
     /// Starts a kernel of `spec`: the pooled one when it is of that kernelspec.
     async fn start(self: &Arc<Self>, spec: &Kernelspec) -> Result<Kernel, HostError> {
         if self.config.pool_kernel.as_deref() == Some(spec.name.as_str()) {
-            let pooled = lock(&self.pool).ready.take();
-            self.refill();
-            if let Some(kernel) = pooled {
-                if kernel.exited().is_none() {
-                    return Ok(kernel);
+            // A pooled kernel that is still starting is nearer ready than a cold one
+            // (and two starts at once would only slow each other): wait for it.
+            let deadline = Instant::now() + POOL_WAIT;
+            loop {
+                let (pooled, filling) = {
+                    let mut pool = lock(&self.pool);
+                    (pool.ready.take(), pool.filling)
+                };
+                if let Some(kernel) = pooled {
+                    self.refill();
+                    if kernel.exited().is_none() {
+                        return Ok(kernel);
+                    }
+                    // It died while it waited (dropping it reaps it): start cold.
+                    break;
                 }
+                if !filling || Instant::now() >= deadline {
+                    self.refill();
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         let Some(runtime) = &self.runtime.0 else {

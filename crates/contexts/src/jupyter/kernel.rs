@@ -357,8 +357,14 @@ impl Kernel {
         };
         // The kernel binds the ports itself, moments from now.
         drop(listeners);
-        let pid = child.id().ok_or("the kernel has no process id")?;
-        let group = Pid::from_raw(i32::try_from(pid).map_err(|_| "bad process id")?);
+        let Some((pid, group)) = child
+            .id()
+            .and_then(|pid| Some((pid, Pid::from_raw(i32::try_from(pid).ok()?))))
+        else {
+            let _ = child.start_kill();
+            let _ = std::fs::remove_file(&connection_file);
+            return Err("the kernel has no process id".into());
+        };
         let remains = Remains {
             group,
             connection_file,

@@ -138,6 +138,7 @@ fn tidy() -> Result<()> {
 
 fn test() -> Result<()> {
     check_python()?;
+    test_venv()?;
     tidy()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
@@ -170,8 +171,10 @@ fn run_tool(command: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The test virtualenv: schemathesis for `fuzz`, and pandas and matplotlib so the
-/// browser test sees a table and an image from the host's Python workers.
+/// The test virtualenv `target/test-venv`, made if missing: schemathesis for `fuzz`,
+/// pandas and matplotlib so the browser test sees a table and an image from the
+/// host's Python workers, and `ipykernel` and `bash_kernel` (with bash_kernel's
+/// kernelspec) for the JupyterContext tests, which skip without it.
 fn test_venv() -> Result<PathBuf> {
     let venv = root().join("target").join("test-venv");
     let python = venv.join("bin").join("python");
@@ -182,7 +185,10 @@ fn test_venv() -> Result<PathBuf> {
         )?;
     }
     let ready = Command::new(&python)
-        .args(["-c", "import schemathesis, pandas, matplotlib"])
+        .args([
+            "-c",
+            "import schemathesis, pandas, matplotlib, ipykernel, bash_kernel",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     if !ready {
@@ -195,8 +201,19 @@ fn test_venv() -> Result<PathBuf> {
                 "schemathesis>=4,<5",
                 "pandas",
                 "matplotlib",
+                "ipykernel",
+                "bash_kernel",
             ]),
-            "pip install schemathesis, pandas and matplotlib into target/test-venv",
+            "pip install schemathesis, pandas, matplotlib, ipykernel and bash_kernel into target/test-venv",
+        )?;
+    }
+    if !venv
+        .join("share/jupyter/kernels/bash/kernel.json")
+        .is_file()
+    {
+        run_tool(
+            Command::new(&python).args(["-m", "bash_kernel.install", "--sys-prefix"]),
+            "install bash_kernel's kernelspec into target/test-venv",
         )?;
     }
     Ok(python)

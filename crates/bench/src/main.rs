@@ -6,6 +6,7 @@
 //! `--soak <seconds>` it runs the soak test instead (`soak.rs`, `cargo xtask soak`).
 
 mod client;
+mod jupyter;
 mod soak;
 
 use anyhow::{bail, Context, Result};
@@ -112,9 +113,18 @@ struct Host {
 
 impl Host {
     fn start(binary: &PathBuf, extra: &[&str]) -> Result<Host> {
+        Self::start_with_env(binary, extra, &[])
+    }
+
+    fn start_with_env(
+        binary: &PathBuf,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Host> {
         let mut child = Command::new(binary)
             .args(["serve", "--port", "0", "--max-instances", "1000"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -135,7 +145,11 @@ impl Host {
     }
 
     fn create(&self, connection: &mut Connection) -> Result<String> {
-        let request = connection.build("POST", "/PythonContext", Some(&self.token), "");
+        self.create_type(connection, "PythonContext", "")
+    }
+
+    fn create_type(&self, connection: &mut Connection, kind: &str, body: &str) -> Result<String> {
+        let request = connection.build("POST", &format!("/{kind}"), Some(&self.token), body);
         let response = connection.send(&request)?;
         if response.status != 200 {
             bail!("create failed: {} {}", response.status, response.text());
@@ -559,6 +573,7 @@ fn main() -> Result<()> {
         "create PythonContext, cold (no pool)",
     )?);
     drop(cold);
+    rows.extend(jupyter::rows(&binary, plan)?);
 
     print_table(&rows);
     if let Some(ratio) = ratio {

@@ -146,6 +146,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDRESS:PORT")]
     pub metrics_address: Option<std::net::SocketAddr>,
 
+    /// A Jupyter kernel (e.g. python3) to keep one started instance of, so
+    /// `POST /JupyterContext {"kernel": "<name>"}` is quick.
+    #[arg(long, value_name = "KERNEL")]
+    pub pool_kernel: Option<String>,
+
     /// Number of HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use stencila_auth::AuthConfig;
+use stencila_contexts::JupyterConfig;
 use stencila_host::{ExecutionLimits, HostLimits};
 use stencila_http::{OriginPolicy, ServerConfig};
 
@@ -26,6 +27,8 @@ pub struct ServeConfig {
     pub execute_timeout: Option<Duration>,
     pub worker_memory: Option<u64>,
     pub pool_size: usize,
+    /// Where to find Jupyter kernels, and `--pool-kernel`.
+    pub jupyter: JupyterConfig,
     /// Stop after this long idle.
     pub idle_timeout: Option<Duration>,
     /// Stop after this long running.
@@ -182,6 +185,12 @@ impl ServeConfig {
             execute_timeout: parse_duration(&args.execute_timeout).context("--execute-timeout")?,
             worker_memory: parse_size(&args.worker_memory).context("--worker-memory")?,
             pool_size: args.pool_size,
+            jupyter: JupyterConfig {
+                data_dirs: stencila_contexts::jupyter_data_dirs(|name| std::env::var_os(name)),
+                connection_dir: crate::runfiles::run_dir().join("kernels"),
+                execute_timeout: parse_duration(&args.execute_timeout)?,
+                pool_kernel: args.pool_kernel.clone(),
+            },
             idle_timeout: parse_duration(&args.timeout).context("--timeout")?,
             duration: parse_duration(&args.duration).context("--duration")?,
         })

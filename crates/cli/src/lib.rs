@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use stencila_auth::Auth;
 use stencila_contexts::{
-    NodeConfig, NodeContextType, PythonConfig, PythonContextType, SqliteConfig, SqliteContextType,
+    JupyterContextType, NodeConfig, NodeContextType, PythonConfig, PythonContextType, SqliteConfig,
+    SqliteContextType,
 };
 use stencila_host::Host;
 
@@ -70,6 +71,7 @@ fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
         execute_timeout: config.execute_timeout,
         pool_size: 0,
     })));
+    host.register(Arc::new(JupyterContextType::new(config.jupyter.clone())));
     (host, python)
 }
 

@@ -1,7 +1,8 @@
 //! The execution contexts a Stencila host offers. `PythonContext` runs Python code
 //! in one `python3` worker process per instance; `NodeContext` runs JavaScript in one
 //! `node` worker process per instance; `SqliteContext` runs SQL on an embedded SQLite
-//! database, one thread per instance.
+//! database, one thread per instance; `JupyterContext` runs code in any installed
+//! Jupyter kernel, one kernel per instance.
 //!
 //! The [`worker`] module is the language-neutral process layer (spawning, framing,
 //! request ids, interrupts, timeouts, crash detection, reaping); a context type is
@@ -23,6 +24,7 @@
 //! ```
 
 pub mod cgroup;
+mod jupyter;
 pub mod legacy;
 mod node;
 mod pool;
@@ -30,6 +32,7 @@ mod python;
 mod sqlite;
 pub mod worker;
 
+pub use jupyter::{jupyter_data_dirs, JupyterConfig, JupyterContext, JupyterContextType};
 pub use node::{NodeConfig, NodeContext, NodeContextType};
 pub use python::{resolve_interpreter, PythonConfig, PythonContext, PythonContextType};
 pub use sqlite::{SqliteConfig, SqliteContext, SqliteContextType, Table, TableColumn, TableError};

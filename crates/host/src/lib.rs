@@ -76,6 +76,13 @@ pub trait InstanceType: Send + Sync {
         "ContextHttpClient"
     }
 
+    /// More fields for the type's manifest entry, beside `name`, `client` and
+    /// `available` (which they never replace): e.g. a `reason` it is unavailable, or
+    /// what it can run. The default adds none.
+    fn manifest_fields(&self) -> serde_json::Map<String, Value> {
+        serde_json::Map::new()
+    }
+
     /// Creates an instance from JSON constructor options (an object, possibly empty).
     fn create(&self, options: Value) -> BoxFuture<'_, Result<Arc<dyn Instance>, HostError>>;
 

@@ -458,10 +458,14 @@ impl Host {
     pub fn manifest(&self, authorized: bool) -> Value {
         let mut types = Map::new();
         for t in &self.types {
-            types.insert(
-                t.name().to_string(),
-                json!({"name": t.name(), "client": t.client(), "available": t.available()}),
-            );
+            let mut entry = Map::new();
+            entry.insert("name".into(), json!(t.name()));
+            entry.insert("client".into(), json!(t.client()));
+            entry.insert("available".into(), json!(t.available()));
+            for (key, value) in t.manifest_fields() {
+                entry.entry(key).or_insert(value);
+            }
+            types.insert(t.name().to_string(), Value::Object(entry));
         }
         let mut manifest = Map::new();
         manifest.insert("id".into(), json!(self.id));

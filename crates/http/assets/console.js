@@ -83,16 +83,24 @@ function renderTypes(types) {
   $('types').replaceChildren(...Object.values(types).map((type) => {
     const button = el('button', { type: 'button', class: 'create', 'data-type': type.name, text: `New ${type.name}` });
     button.disabled = !type.available;
-    button.addEventListener('click', () => create(type.name));
     const label = el('span', { class: type.available ? '' : 'unavailable',
       text: type.available ? language(type.name) : `${language(type.name)} (unavailable${type.reason ? ': ' + type.reason : ''})` });
-    return el('li', {}, label, button);
+    // A type that lists kernels (JupyterContext) needs one chosen: its create option.
+    const kernels = Object.entries(type.kernels || {});
+    if (kernels.length === 0) {
+      button.addEventListener('click', () => create(type.name, {}));
+      return el('li', {}, label, button);
+    }
+    const picker = el('select', { class: 'kernel', 'aria-label': `${type.name} kernel` },
+      ...kernels.map(([name, spec]) => el('option', { value: name, text: spec.displayName || name })));
+    button.addEventListener('click', () => create(type.name, { kernel: picker.value }));
+    return el('li', {}, label, picker, button);
   }));
 }
 
-async function create(typeName) {
+async function create(typeName, options) {
   try {
-    const name = await call('POST', '/' + encodeURIComponent(typeName), {});
+    const name = await call('POST', '/' + encodeURIComponent(typeName), options);
     await refresh();
     const card = cards.get(name);
     if (card) card.editor.focus();

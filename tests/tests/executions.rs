@@ -478,6 +478,77 @@ fn node_contexts_stream_their_output_live_too() {
     );
 }
 
+/// JupyterContext streams what the kernel prints: needs the test virtualenv that
+/// `cargo xtask test` makes (`target/test-venv`, or `STENCILA_TEST_VENV`); says why and
+/// skips without it, as the JupyterContext tests do.
+#[test]
+fn jupyter_contexts_stream_their_output_live_too() {
+    let venv = std::env::var_os("STENCILA_TEST_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv")
+        });
+    let jupyter_path = venv.join("share/jupyter");
+    if !jupyter_path.join("kernels/python3/kernel.json").is_file() {
+        eprintln!(
+            "skipped: no test virtualenv with ipykernel at {}",
+            venv.display()
+        );
+        return;
+    }
+    let runtime =
+        std::env::temp_dir().join(format!("stencila-exec-jupyter-{}", std::process::id()));
+    std::fs::create_dir_all(runtime.join("data")).expect("a scratch directory");
+    let host = HostProcess::start_with_env(
+        &[],
+        &[
+            ("JUPYTER_PATH", jupyter_path.to_str().expect("UTF-8")),
+            (
+                "JUPYTER_DATA_DIR",
+                runtime.join("data").to_str().expect("UTF-8"),
+            ),
+            ("VIRTUAL_ENV", ""),
+            ("CONDA_PREFIX", ""),
+            ("XDG_RUNTIME_DIR", runtime.to_str().expect("UTF-8")),
+        ],
+    );
+    let token = host.token();
+    let created = host
+        .request("POST", "/JupyterContext")
+        .cookie(&token)
+        .json(&json!({"kernel": "python3"}))
+        .send();
+    assert_eq!(created.status, 200, "{}", created.text());
+    let s = Session {
+        name: created.json().as_str().expect("a name").to_string(),
+        host,
+        token,
+    };
+    let request = s.execute_in_background(json!({
+        "code": "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.7)",
+        "id": "kernel"
+    }));
+    s.wait_known("kernel");
+    let mut stream = s.events("kernel", None);
+    let first = stream.next(Duration::from_secs(20)).expect("an event");
+    assert_eq!(
+        (first.kind.as_str(), &first.data),
+        ("stdout", &json!("0\n"))
+    );
+    assert_eq!(s.status("kernel").json()["status"], json!("running"));
+    let mut events = vec![first];
+    events.extend(stream.all(Duration::from_secs(30)));
+    check_sequence(&events, 1, "done");
+    assert_eq!(stdout_text(&events), "0\n1\n2\n");
+    let response = request.join().expect("the execute");
+    assert_eq!(
+        response.json()["messages"],
+        json!([{"type": "stdout", "message": "0\n1\n2\n"}])
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&runtime);
+}
+
 #[test]
 fn events_resume_after_last_event_id_and_replay_after_the_end_to_many_readers() {
     let s = Session::python();

@@ -428,6 +428,13 @@ pub struct EventSink {
     execution: Option<Arc<Execution>>,
 }
 
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = self.execution.as_ref().map(|execution| execution.id());
+        f.debug_struct("EventSink").field("execution", &id).finish()
+    }
+}
+
 impl EventSink {
     /// A sink that keeps nothing, for calls outside an execution.
     pub fn discard() -> Self {

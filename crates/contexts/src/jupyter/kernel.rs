@@ -71,6 +71,8 @@ pub(super) struct Outputs {
     /// Bytes of (stdout, stderr) kept, and left out past [`OUTPUT_CAP`].
     used: (usize, usize),
     omitted: (usize, usize),
+    /// Where kept output also goes as it arrives (an execution's live events).
+    live: Option<stencila_host::EventSink>,
 }
 
 impl Outputs {
@@ -96,6 +98,14 @@ impl Outputs {
         *used += text.len();
         if text.is_empty() {
             return;
+        }
+        if let Some(live) = &self.live {
+            let stream = if kind == "stdout" {
+                stencila_host::OutputStream::Stdout
+            } else {
+                stencila_host::OutputStream::Stderr
+            };
+            live.output(stream, text);
         }
         if let Some(last) = self.messages.last_mut() {
             if last["type"] == kind {
@@ -529,12 +539,14 @@ impl Kernel {
 
     /// Runs `code`; `silent` runs it without a history entry or an execution count
     /// (for setting inputs). With a `timeout`, an unanswered execute interrupts the
-    /// kernel, then gives up after [`INTERRUPT_GRACE`].
+    /// kernel, then gives up after [`INTERRUPT_GRACE`]. Kept output also goes to
+    /// `live` as it arrives.
     pub async fn execute(
         &self,
         code: &str,
         silent: bool,
         timeout: Option<Duration>,
+        live: Option<stencila_host::EventSink>,
     ) -> Result<Outputs, ExecuteFault> {
         let mut guard = self.channels.lock().await;
         let Some(channels) = guard.as_mut() else {
@@ -564,7 +576,10 @@ impl Kernel {
                 .as_ref()
                 .is_some_and(|parent| parent.msg_id == id)
         };
-        let mut outputs = Outputs::default();
+        let mut outputs = Outputs {
+            live,
+            ..Outputs::default()
+        };
         let mut deadline = timeout.map(|limit| Instant::now() + limit);
         let (mut idle, mut replied) = (false, false);
         let mut exit = self.exit.clone();

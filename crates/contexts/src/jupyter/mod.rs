@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use stencila_host::{BoxFuture, HostError, Instance, InstanceType};
+use stencila_host::{BoxFuture, EventSink, HostError, Instance, InstanceType};
 
 /// How long a look for installed kernels is reused by the manifest.
 const SCAN_REUSE: Duration = Duration::from_secs(2);
@@ -338,6 +338,8 @@ struct Session {
     kernel: Option<Arc<Kernel>>,
     /// Set when the kernel was lost; reported by the next `execute`.
     lost: Option<Loss>,
+    /// Where the running `execute`'s output goes live, if anywhere.
+    live: Option<EventSink>,
 }
 
 /// An instance of `JupyterContext`: a kernel and its namespace.
@@ -428,6 +430,7 @@ impl JupyterContext {
             session: tokio::sync::Mutex::new(Session {
                 kernel: Some(kernel.clone()),
                 lost: None,
+                live: None,
             }),
             current: StdMutex::new(Some(kernel)),
             destroyed: AtomicBool::new(false),
@@ -501,7 +504,9 @@ impl JupyterContext {
         silent: bool,
         timeout: Option<Duration>,
     ) -> Result<kernel::Outputs, Value> {
-        match kernel.execute(code, silent, timeout).await {
+        // The inputs (a silent run) are not the user's output.
+        let live = if silent { None } else { session.live.clone() };
+        match kernel.execute(code, silent, timeout, live).await {
             Ok(outputs) => Ok(outputs),
             Err(ExecuteFault::Unresponsive) => {
                 self.lose(session, Loss::KilledOnTimeout).await;
@@ -529,6 +534,11 @@ impl JupyterContext {
     }
 
     async fn execute(&self, arg: Value) -> Result<Value, HostError> {
+        self.execute_with(arg, None).await
+    }
+
+    /// `execute`, with the kernel's output passed to `live` as it arrives.
+    async fn execute_with(&self, arg: Value, live: Option<EventSink>) -> Result<Value, HostError> {
         let args = execute_args(arg)?;
         let timeout = args.timeout.or(self.shared.config.execute_timeout);
         let inputs_code = if args.inputs.is_empty() || !self.spec.is_python() {
@@ -540,9 +550,11 @@ impl JupyterContext {
         let kernel = self.kernel(&mut session).await?;
         // An earlier loss is reported by the first `execute` on the fresh kernel.
         let earlier = session.lost.take();
+        session.live = live;
         let mut result = self
             .execute_on(&mut session, &kernel, &args, inputs_code, timeout)
             .await;
+        session.live = None;
         if let Some(loss) = earlier {
             if let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) {
                 messages.insert(
@@ -659,6 +671,20 @@ impl Instance for JupyterContext {
                 }
                 _ => Err(HostError::UnknownMethod(method.to_string())),
             }
+        })
+    }
+
+    fn execute_live<'a>(
+        &'a self,
+        arg: Value,
+        sink: EventSink,
+    ) -> BoxFuture<'a, Result<Value, HostError>> {
+        Box::pin(async move {
+            if crate::legacy::handles("execute", &arg) {
+                // A 2018 cell execute: its answer is replayed as events when it ends.
+                return self.call("execute", arg).await;
+            }
+            self.execute_with(arg, Some(sink)).await
         })
     }
 

@@ -17,6 +17,7 @@
 //!     execute_timeout: None,
 //!     worker_memory: None,
 //!     pool_size: 0,
+//!     max_inline: stencila_contexts::InlineLimit::default(),
 //! });
 //! let mut host = stencila_host::Host::new();
 //! host.register(Arc::new(python));
@@ -24,11 +25,13 @@
 
 pub mod legacy;
 mod node;
+pub mod pointer;
 mod pool;
 mod python;
 mod sqlite;
 pub mod worker;
 
 pub use node::{NodeConfig, NodeContext, NodeContextType};
+pub use pointer::InlineLimit;
 pub use python::{resolve_interpreter, PythonConfig, PythonContext, PythonContextType};
 pub use sqlite::{SqliteConfig, SqliteContext, SqliteContextType, Table, TableColumn, TableError};

@@ -207,6 +207,7 @@ fn bare_worker(plan: &Plan) -> Result<Row> {
             execute_timeout: None,
             worker_memory: None,
             pool_size: 0,
+            max_inline: stencila_contexts::InlineLimit::default(),
         });
         let context = python
             .create(json!({}))

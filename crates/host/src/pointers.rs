@@ -106,7 +106,10 @@ fn append(columns: &mut Vec<Value>, page: Value, first: bool) -> Result<usize, &
     if page.get("type").and_then(Value::as_str) != Some("table") {
         return Err("something other than a table");
     }
-    let page_columns = match page.remove("data").and_then(|mut d| d.get_mut("columns").map(Value::take)) {
+    let page_columns = match page
+        .remove("data")
+        .and_then(|mut d| d.get_mut("columns").map(Value::take))
+    {
         Some(Value::Array(page_columns)) => page_columns,
         _ => return Err("a table without columns"),
     };
@@ -207,7 +210,11 @@ mod tests {
     }
 
     impl Instance for HolderInstance {
-        fn call<'a>(&'a self, method: &'a str, arg: Value) -> BoxFuture<'a, Result<Value, HostError>> {
+        fn call<'a>(
+            &'a self,
+            method: &'a str,
+            arg: Value,
+        ) -> BoxFuture<'a, Result<Value, HostError>> {
             Box::pin(async move {
                 match method {
                     "fetch" => {
@@ -223,10 +230,17 @@ mod tests {
                             {"name": "b", "type": "integer", "values": doubled},
                         ]}}))
                     }
-                    "big" => Ok(json!({"messages": [], "value": {"type": "pointer", "name": "t", "valueType": "table", "rows": ROWS}})),
-                    "seen" => Ok(Value::Array(self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone())),
+                    "big" => Ok(
+                        json!({"messages": [], "value": {"type": "pointer", "name": "t", "valueType": "table", "rows": ROWS}}),
+                    ),
+                    "seen" => Ok(Value::Array(
+                        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                    )),
                     "execute" | "set" => {
-                        self.seen.lock().unwrap_or_else(|e| e.into_inner()).push(arg.clone());
+                        self.seen
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(arg.clone());
                         Ok(json!({"messages": [], "value": null}))
                     }
                     _ => Err(HostError::UnknownMethod(method.into())),
@@ -253,22 +267,36 @@ mod tests {
             let host = host();
             let source = host.create("Holder", json!({})).await.expect("created");
             let target = host.create("Holder", json!({})).await.expect("created");
-            let result = host.call(&source, "big", json!({})).await.expect("a result");
+            let result = host
+                .call(&source, "big", json!({}))
+                .await
+                .expect("a result");
             let pointer = result["value"].clone();
             assert_eq!(pointer["instance"], json!(source));
-            let arg = json!({"code": "x", "inputs": {"x": pointer, "y": {"type": "integer", "data": 1}}});
+            let arg =
+                json!({"code": "x", "inputs": {"x": pointer, "y": {"type": "integer", "data": 1}}});
             let result = host.call(&target, "execute", arg).await.expect("a result");
             assert_eq!(result["messages"], json!([]));
-            let result = host.call(&target, "set", json!({"name": "z", "value": pointer})).await;
+            let result = host
+                .call(&target, "set", json!({"name": "z", "value": pointer}))
+                .await;
             assert!(result.is_ok());
             // What the target received: the table, all pages of it, in order.
             let seen = host.call(&target, "seen", json!({})).await.expect("seen");
             let table = &seen[0]["inputs"]["x"];
             assert_eq!(table["type"], "table");
-            let a = table["data"]["columns"][0]["values"].as_array().expect("values");
+            let a = table["data"]["columns"][0]["values"]
+                .as_array()
+                .expect("values");
             assert_eq!(a.len(), ROWS);
-            assert!(a.iter().enumerate().all(|(i, v)| v.as_u64() == Some(i as u64)));
-            assert_eq!(table["data"]["columns"][1]["values"][ROWS - 1], json!((ROWS - 1) * 2));
+            assert!(a
+                .iter()
+                .enumerate()
+                .all(|(i, v)| v.as_u64() == Some(i as u64)));
+            assert_eq!(
+                table["data"]["columns"][1]["values"][ROWS - 1],
+                json!((ROWS - 1) * 2)
+            );
             assert_eq!(seen[0]["inputs"]["y"]["data"], 1);
             assert_eq!(seen[1]["value"], *table);
         });

@@ -159,7 +159,10 @@ async fn a_table_over_the_inline_limit_is_a_pointer_that_fetch_pages_through() {
     // A variable: the pointer names it, from execute and from get.
     let result = execute(&context, &format!("const t = {rows}; t")).await;
     assert_eq!(result["value"]["name"], "t", "{result}");
-    let got = context.call("get", json!({"name": "t"})).await.expect("got");
+    let got = context
+        .call("get", json!({"name": "t"}))
+        .await
+        .expect("got");
     assert_eq!(got["type"], "pointer");
     let page = context
         .call("fetch", json!({"name": "t", "offset": 60}))

@@ -450,10 +450,13 @@ impl Database {
         if let Err(error) = table::create_temp_table(&self.connection, &name, table) {
             let message = match error {
                 CreateError::Shape(shape) => shape.to_string(),
-                CreateError::Sqlite(error) => stop_message(control, &error)
-                    .unwrap_or_else(|| sqlite_message(&error)),
+                CreateError::Sqlite(error) => {
+                    stop_message(control, &error).unwrap_or_else(|| sqlite_message(&error))
+                }
             };
-            return Err(json!({"type": "error", "message": format!("the result is too large to send and could not be kept: {message}")}));
+            return Err(
+                json!({"type": "error", "message": format!("the result is too large to send and could not be kept: {message}")}),
+            );
         }
         self.holders.push_back(name.clone());
         while self.holders.len() > HOLDERS_KEPT {
@@ -635,7 +638,10 @@ impl Database {
         }
         let table = read(&format!("SELECT * FROM {quoted}"))?;
         let value = table.to_value();
-        if self.limit.exceeded(table.rows(), pointer::json_size(&value)) {
+        if self
+            .limit
+            .exceeded(table.rows(), pointer::json_size(&value))
+        {
             let preview = table.slice(0, PREVIEW_ROWS).to_value();
             return Ok(pointer::pointer(name, table.rows(), preview));
         }

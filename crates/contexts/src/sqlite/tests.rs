@@ -465,13 +465,21 @@ async fn a_result_over_the_limit_is_a_pointer_to_a_hidden_holder() {
         .await
         .expect("a page");
     assert_eq!(page["type"], "table");
-    assert_eq!(page["data"]["columns"][0]["values"], json!([46, 47, 48, 49, 50]));
+    assert_eq!(
+        page["data"]["columns"][0]["values"],
+        json!([46, 47, 48, 49, 50])
+    );
     // The default page: offset 0, 1,000 rows (all 50 here).
     let page = context
         .call("fetch", json!({ "name": name }))
         .await
         .expect("a page");
-    assert_eq!(page["data"]["columns"][1]["values"].as_array().map(Vec::len), Some(50));
+    assert_eq!(
+        page["data"]["columns"][1]["values"]
+            .as_array()
+            .map(Vec::len),
+        Some(50)
+    );
     // Within the limit: inline.
     let small = run(&context, json!({"code": "SELECT 1 AS a"})).await;
     assert_eq!(small["value"]["type"], "table");
@@ -495,10 +503,18 @@ async fn an_assignment_over_the_limit_points_at_its_table_and_get_does_too() {
 #[tokio::test]
 async fn old_holders_are_dropped_and_fetching_a_missing_name_is_a_bad_argument() {
     let context = limited(1).await;
-    let first = run(&context, json!({"code": "SELECT 1 AS a UNION ALL SELECT 2"})).await;
+    let first = run(
+        &context,
+        json!({"code": "SELECT 1 AS a UNION ALL SELECT 2"}),
+    )
+    .await;
     let first_name = first["value"]["name"].as_str().expect("a name").to_string();
     for _ in 0..crate::pointer::HOLDERS_KEPT {
-        run(&context, json!({"code": "SELECT 1 AS a UNION ALL SELECT 2"})).await;
+        run(
+            &context,
+            json!({"code": "SELECT 1 AS a UNION ALL SELECT 2"}),
+        )
+        .await;
     }
     let error = context
         .call("fetch", json!({ "name": first_name }))

@@ -138,8 +138,21 @@ fn test() -> Result<()> {
     ])?;
     cargo(&["build", "-p", "stencila-cli"])?;
     cargo(&["test", "--workspace"])?;
+    polyglot_example()?;
     eprintln!("xtask: all checks and tests passed");
     Ok(())
+}
+
+/// The core used without HTTP (`crates/contexts/examples/polyglot.rs`) still runs.
+fn polyglot_example() -> Result<()> {
+    cargo(&[
+        "run",
+        "-q",
+        "-p",
+        "stencila-contexts",
+        "--example",
+        "polyglot",
+    ])
 }
 
 fn bench(quick: bool) -> Result<()> {

@@ -6,6 +6,7 @@
 //! `--soak <seconds>` it runs the soak test instead (`soak.rs`, `cargo xtask soak`).
 
 mod client;
+mod polyglot;
 mod soak;
 
 use anyhow::{bail, Context, Result};
@@ -549,6 +550,7 @@ fn main() -> Result<()> {
         "create PythonContext, pooled",
     )?);
     rows.push(manifest(&host, plan)?);
+    rows.extend(polyglot::rows(&host, plan)?);
     let (all, worker) = many_contexts(&host, plan)?;
     rows.push(all);
     rows.push(worker);

@@ -1425,7 +1425,10 @@ def pack_or_pointer(value, name=None):
     """`pack`, except that a table over the inline limit is kept and becomes a pointer."""
     if not is_frame(value):
         return pack(value)
-    rows = len(value)
+    try:
+        rows = int(value.shape[0])
+    except Exception:
+        return pack(value)  # a DataFrame look-alike: packed as `pack` sees it
     if rows <= MAX_INLINE_ROWS:
         try:
             packed = pack(value)

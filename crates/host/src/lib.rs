@@ -45,6 +45,7 @@
 //! ```
 
 mod error;
+mod pointers;
 mod registry;
 
 pub use error::HostError;

@@ -230,7 +230,28 @@ impl Host {
     }
 
     /// Calls a method of an instance. Calls on one instance are serialized by the instance.
+    /// Pointers among the inputs are first resolved, instance to instance, and pointers
+    /// in the result name this instance (see `pointers`).
     pub async fn call(&self, name: &str, method: &str, arg: Value) -> Result<Value, HostError> {
+        self.entry(name)?;
+        let arg = match crate::pointers::resolve(self, method, arg).await {
+            Ok(arg) => arg,
+            Err(answer) => return answer,
+        };
+        let mut result = self.dispatch(name, method, arg).await;
+        if let Ok(value) = &mut result {
+            crate::pointers::label(name, value);
+        }
+        result
+    }
+
+    /// Calls a method of an instance as it is: what [`Host::call`] does after pointers.
+    pub(crate) async fn dispatch(
+        &self,
+        name: &str,
+        method: &str,
+        arg: Value,
+    ) -> Result<Value, HostError> {
         // Marked busy under the registry lock, so `cull_idle` cannot take the instance
         // between the lookup and the call.
         let entry = {

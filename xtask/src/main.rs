@@ -155,6 +155,7 @@ fn test() -> Result<()> {
     std::env::set_var("STENCILA_REQUIRE_BROWSER", "1");
     cargo(&["test", "--workspace"])?;
     fuzz()?;
+    polyglot_example()?;
     eprintln!("xtask: all checks and tests passed");
     Ok(())
 }
@@ -388,6 +389,18 @@ fn fuzz() -> Result<()> {
     }
     eprintln!("xtask: fuzz: the host conforms to its OpenAPI document");
     Ok(())
+}
+
+/// The core used without HTTP (`crates/contexts/examples/polyglot.rs`) still runs.
+fn polyglot_example() -> Result<()> {
+    cargo(&[
+        "run",
+        "-q",
+        "-p",
+        "stencila-contexts",
+        "--example",
+        "polyglot",
+    ])
 }
 
 fn bench(quick: bool) -> Result<()> {

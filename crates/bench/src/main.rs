@@ -7,6 +7,7 @@
 
 mod client;
 mod jupyter;
+mod polyglot;
 mod soak;
 
 use anyhow::{bail, Context, Result};
@@ -221,6 +222,7 @@ fn bare_worker(plan: &Plan) -> Result<Row> {
             execute_timeout: None,
             worker_memory: None,
             pool_size: 0,
+            max_inline: stencila_contexts::InlineLimit::default(),
         });
         let context = python
             .create(json!({}))
@@ -562,6 +564,7 @@ fn main() -> Result<()> {
         "create PythonContext, pooled",
     )?);
     rows.push(manifest(&host, plan)?);
+    rows.extend(polyglot::rows(&host, plan)?);
     let (all, worker) = many_contexts(&host, plan)?;
     rows.push(all);
     rows.push(worker);

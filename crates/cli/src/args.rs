@@ -136,6 +136,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "none", value_name = "DURATION")]
     pub duration: String,
 
+    /// The largest table a context sends inline, as ROWS,SIZE (either alone works:
+    /// `5000`, `2M`). A larger one comes back as a pointer that `fetch` pages
+    /// through and other contexts take as an input, host-side.
+    #[arg(long, default_value = "10000,8M", value_name = "ROWS,SIZE")]
+    pub max_inline: String,
+
     /// Python workers kept started and waiting, so creating a context is quick.
     /// Each idle one costs about 15 MB.
     #[arg(long, default_value_t = 2)]

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use stencila_auth::AuthConfig;
-use stencila_contexts::JupyterConfig;
+use stencila_contexts::{InlineLimit, JupyterConfig};
 use stencila_host::{ExecutionLimits, HostLimits};
 use stencila_http::{OriginPolicy, ServerConfig};
 
@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub pool_size: usize,
     /// Where to find Jupyter kernels, and `--pool-kernel`.
     pub jupyter: JupyterConfig,
+    /// The largest table a context sends inline.
+    pub max_inline: InlineLimit,
     /// Stop after this long idle.
     pub idle_timeout: Option<Duration>,
     /// Stop after this long running.
@@ -98,6 +100,23 @@ pub fn parse_size(text: &str) -> Result<Option<u64>> {
         bail!("'{text}' must be a positive size");
     }
     Ok(Some((number * multiplier as f64) as u64))
+}
+
+/// Parses `--max-inline`: `ROWS,SIZE`, `ROWS` or `SIZE` (a part with a unit is the
+/// size); what is not given keeps its default.
+pub fn parse_max_inline(text: &str) -> Result<InlineLimit> {
+    let mut limit = InlineLimit::default();
+    for part in text.split(',').map(str::trim) {
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            limit.rows = part
+                .parse()
+                .with_context(|| format!("'{part}' is too many rows"))?;
+        } else {
+            let size = parse_size(part)?.context("the size cannot be none")?;
+            limit.bytes = usize::try_from(size).context("the size is too large")?;
+        }
+    }
+    Ok(limit)
 }
 
 /// Whether `STENCILA_AUTH` switches authorization off (`false`, `0`, `no`, `off`).
@@ -191,6 +210,7 @@ impl ServeConfig {
                 execute_timeout: parse_duration(&args.execute_timeout)?,
                 pool_kernel: args.pool_kernel.clone(),
             },
+            max_inline: parse_max_inline(&args.max_inline).context("--max-inline")?,
             idle_timeout: parse_duration(&args.timeout).context("--timeout")?,
             duration: parse_duration(&args.duration).context("--duration")?,
         })
@@ -200,6 +220,15 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_inline_takes_rows_size_or_both() {
+        let limit = parse_max_inline("5,1M").expect("ok");
+        assert_eq!((limit.rows, limit.bytes), (5, 1 << 20));
+        assert_eq!(parse_max_inline("7").expect("ok").bytes, 8 << 20);
+        assert_eq!(parse_max_inline("2K").expect("ok").rows, 10_000);
+        assert!(parse_max_inline("lots").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -60,16 +60,19 @@ fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
         execute_timeout: config.execute_timeout,
         worker_memory: config.worker_memory,
         pool_size: config.pool_size,
+        max_inline: config.max_inline,
     }));
     host.register(python.clone());
     host.register(Arc::new(SqliteContextType::new(SqliteConfig {
         execute_timeout: config.execute_timeout,
+        max_inline: config.max_inline,
     })));
     // No pool: an idle node worker costs about 50 MB, and a cold start is quick.
     host.register(Arc::new(NodeContextType::new(NodeConfig {
         program: config.node.clone().into(),
         execute_timeout: config.execute_timeout,
         pool_size: 0,
+        max_inline: config.max_inline,
     })));
     host.register(Arc::new(JupyterContextType::new(config.jupyter.clone())));
     (host, python)

@@ -18,6 +18,7 @@
 //!     execute_timeout: None,
 //!     worker_memory: None,
 //!     pool_size: 0,
+//!     max_inline: stencila_contexts::InlineLimit::default(),
 //! });
 //! let mut host = stencila_host::Host::new();
 //! host.register(Arc::new(python));
@@ -27,6 +28,7 @@ pub mod cgroup;
 mod jupyter;
 pub mod legacy;
 mod node;
+pub mod pointer;
 mod pool;
 mod python;
 mod sqlite;
@@ -34,5 +36,6 @@ pub mod worker;
 
 pub use jupyter::{jupyter_data_dirs, JupyterConfig, JupyterContext, JupyterContextType};
 pub use node::{NodeConfig, NodeContext, NodeContextType};
+pub use pointer::InlineLimit;
 pub use python::{resolve_interpreter, PythonConfig, PythonContext, PythonContextType};
 pub use sqlite::{SqliteConfig, SqliteContext, SqliteContextType, Table, TableColumn, TableError};

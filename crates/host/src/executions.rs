@@ -247,7 +247,7 @@ impl Execution {
 
     /// Ends the execution with the instance's outcome: its messages and value become
     /// events, then `done`.
-    fn finish(&self, outcome: Result<Value, HostError>) {
+    pub(crate) fn finish(&self, outcome: Result<Value, HostError>) {
         let mut record = lock(&self.record);
         if record.status != ExecutionStatus::Running {
             return;

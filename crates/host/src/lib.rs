@@ -46,6 +46,7 @@
 
 mod error;
 mod executions;
+mod pointers;
 mod registry;
 
 pub use error::HostError;

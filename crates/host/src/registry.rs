@@ -282,8 +282,29 @@ impl Host {
     }
 
     /// Calls a method of an instance. Calls on one instance are serialized by the instance.
-    /// An `interrupt` also marks the instance's running executions as interrupted.
+    /// Pointers among the inputs are first resolved, instance to instance, and pointers
+    /// in the result name this instance (see `pointers`).
     pub async fn call(&self, name: &str, method: &str, arg: Value) -> Result<Value, HostError> {
+        self.entry(name)?;
+        let arg = match crate::pointers::resolve(self, method, arg).await {
+            Ok(arg) => arg,
+            Err(answer) => return answer,
+        };
+        let mut result = self.dispatch(name, method, arg).await;
+        if let Ok(value) = &mut result {
+            crate::pointers::label(name, value);
+        }
+        result
+    }
+
+    /// Calls a method of an instance as it is: what [`Host::call`] does after pointers.
+    /// An `interrupt` also marks the instance's running executions as interrupted.
+    pub(crate) async fn dispatch(
+        &self,
+        name: &str,
+        method: &str,
+        arg: Value,
+    ) -> Result<Value, HostError> {
         let busy = self.busy_entry(name)?;
         if method == "interrupt" {
             busy.0.executions.interrupt_running();
@@ -294,32 +315,60 @@ impl Host {
     /// Runs `execute` on an instance as an execution (PROTOCOL.md section 10): it gets
     /// an id (the argument's `id`, else a fresh one) and runs in a task of its own, so
     /// dropping this future does not stop it. An id the instance already keeps does not
-    /// run again: this waits for that execution and returns its outcome.
+    /// run again: this waits for that execution and returns its outcome. Pointers among
+    /// the inputs are resolved first (before the execution is registered, so a client
+    /// that goes away meanwhile leaves nothing half-started), and pointers in the result
+    /// name the instance, as [`Host::call`] does.
     pub async fn execute(&self, name: &str, mut arg: Value) -> Result<Executed, HostError> {
         let id = executions::take_id(&mut arg)?.unwrap_or_else(executions::fresh_id);
-        let busy = match self.busy_entry(name) {
-            Ok(busy) => busy,
-            // Still answered with its id, as every execute is.
-            Err(error) => {
-                return Ok(Executed {
-                    id,
-                    result: Err(error),
-                    started: false,
-                })
+        // Still answered with its id, as every execute is.
+        let failed = |id: String, error: HostError| Executed {
+            id,
+            result: Err(error),
+            started: false,
+        };
+        let entry = match self.entry(name) {
+            Ok(entry) => entry,
+            Err(error) => return Ok(failed(id, error)),
+        };
+        let known = entry.executions.find(&id);
+        let (execution, fresh) = match known {
+            Some(execution) => (execution, false),
+            None => {
+                let resolved = crate::pointers::resolve(self, "execute", arg).await;
+                let busy = match self.busy_entry(name) {
+                    Ok(busy) => busy,
+                    Err(error) => return Ok(failed(id, error)),
+                };
+                let (execution, fresh) = busy.0.executions.find_or_start(id.clone());
+                if fresh {
+                    match resolved {
+                        Ok(arg) => {
+                            let instance = busy.0.instance.clone();
+                            let name = name.to_string();
+                            // The task holds the busy guard: a running execution is
+                            // never culled.
+                            executions::spawn(
+                                execution.clone(),
+                                move |sink| {
+                                    Box::pin(async move {
+                                        let mut result = instance.execute_live(arg, sink).await;
+                                        if let Ok(value) = &mut result {
+                                            crate::pointers::label(&name, value);
+                                        }
+                                        result
+                                    })
+                                },
+                                busy,
+                            );
+                        }
+                        // An input that could not be fetched: the execution ends at once.
+                        Err(answer) => execution.finish(answer),
+                    }
+                }
+                (execution, fresh)
             }
         };
-        let (execution, fresh) = busy.0.executions.find_or_start(id.clone());
-        if fresh {
-            let instance = busy.0.instance.clone();
-            // The task holds the busy guard: a running execution is never culled.
-            executions::spawn(
-                execution.clone(),
-                move |sink| Box::pin(async move { instance.execute_live(arg, sink).await }),
-                busy,
-            );
-        } else {
-            drop(busy);
-        }
         let result = execution.outcome().await;
         Ok(Executed {
             id,

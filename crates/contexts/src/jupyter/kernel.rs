@@ -68,6 +68,10 @@ pub(super) struct Outputs {
     result: Option<Value>,
     display: Option<Value>,
     saw_error: bool,
+    /// Where the error message taken from an `execute_reply` sits in `messages`: the
+    /// reply and the iopub `error` come on different sockets, in either order, and
+    /// must make one message, not two.
+    reply_error: Option<usize>,
     /// Bytes of (stdout, stderr) kept, and left out past [`OUTPUT_CAP`].
     used: (usize, usize),
     omitted: (usize, usize),
@@ -130,8 +134,11 @@ impl Outputs {
             }
             JupyterMessageContent::ErrorOutput(error) => {
                 self.saw_error = true;
-                self.messages
-                    .push(error_message(&error.ename, &error.evalue, &error.traceback));
+                let message = error_message(&error.ename, &error.evalue, &error.traceback);
+                match self.reply_error.take() {
+                    Some(index) if index < self.messages.len() => self.messages[index] = message,
+                    _ => self.messages.push(message),
+                }
             }
             JupyterMessageContent::ExecuteResult(result) => {
                 if let Ok(Value::Object(bundle)) = serde_json::to_value(&result.data) {
@@ -166,6 +173,7 @@ impl Outputs {
                     Some(error) => error_message(&error.ename, &error.evalue, &error.traceback),
                     None => json!({"type": "error", "message": "the kernel reported an error"}),
                 };
+                self.reply_error = Some(self.messages.len());
                 self.messages.push(message);
                 self.saw_error = true;
             }
@@ -744,4 +752,47 @@ fn failed(stderr_tail: &StdMutex<VecDeque<String>>, reason: &str) -> String {
         tail.join("\n")
     );
     reason.to_string()
+}
+
+#[cfg(test)]
+mod outputs_tests {
+    use super::*;
+
+    fn content(kind: &str, value: Value) -> JupyterMessageContent {
+        JupyterMessageContent::from_type_and_content(kind, value).expect("a valid message")
+    }
+
+    fn error_output() -> JupyterMessageContent {
+        content(
+            "error",
+            json!({"ename": "bash: exit status", "evalue": "3", "traceback": []}),
+        )
+    }
+
+    fn error_reply() -> JupyterMessageContent {
+        content(
+            "execute_reply",
+            json!({"status": "error", "execution_count": 1, "ename": "bash: exit status", "evalue": "3", "traceback": []}),
+        )
+    }
+
+    /// Regression (seen with bash_kernel): the reply and the iopub `error` arrive on
+    /// different sockets, in either order; either way they make one error message.
+    #[test]
+    fn an_error_reply_and_its_iopub_error_make_one_message_in_either_order() {
+        let mut reply_first = Outputs::default();
+        reply_first.reply(error_reply());
+        reply_first.take(error_output());
+        let mut iopub_first = Outputs::default();
+        iopub_first.take(error_output());
+        iopub_first.reply(error_reply());
+        for outputs in [reply_first, iopub_first] {
+            let errors: Vec<_> = outputs
+                .messages
+                .iter()
+                .filter(|m| m["type"] == "error")
+                .collect();
+            assert_eq!(errors.len(), 1, "{:?}", outputs.messages);
+        }
+    }
 }

@@ -54,6 +54,8 @@ pub struct NodeConfig {
     pub execute_timeout: Option<Duration>,
     /// How many started workers wait for new instances (0: each starts cold).
     pub pool_size: usize,
+    /// A table larger than this stays in the worker and is answered with a pointer.
+    pub max_inline: crate::InlineLimit,
 }
 
 /// Runs `program -e script` to completion (bounded) and returns its stdout.
@@ -136,14 +138,16 @@ impl NodeContextType {
     }
 }
 
-/// The command that starts a worker: the embedded script and the host's pid (the
-/// worker ends when its host does).
+/// The command that starts a worker: the embedded script, the inline limit (rows,
+/// bytes) and the host's pid, last (the worker ends when its host does).
 fn worker_command(config: &NodeConfig) -> WorkerCommand {
     WorkerCommand {
         program: config.program.clone(),
         args: vec![
             OsString::from("-e"),
             OsString::from(WORKER_SCRIPT),
+            OsString::from(config.max_inline.rows.to_string()),
+            OsString::from(config.max_inline.bytes.to_string()),
             OsString::from(std::process::id().to_string()),
         ],
         ready_timeout: READY_TIMEOUT,
@@ -537,6 +541,10 @@ impl Instance for NodeContext {
             match method {
                 "execute" => self.execute(arg).await,
                 "list" => self.plain("list", json!({})).await,
+                "fetch" => {
+                    let arg = crate::pointer::FetchArg::parse(&arg)?;
+                    self.plain("fetch", arg.to_value()).await
+                }
                 "get" => {
                     let name = name_arg(&arg, "get")?;
                     self.plain("get", json!({ "name": name })).await

@@ -9,6 +9,7 @@ fn config() -> NodeConfig {
         program: PathBuf::from("node"),
         execute_timeout: None,
         pool_size: 0,
+        max_inline: crate::InlineLimit::default(),
     }
 }
 
@@ -126,4 +127,57 @@ fn an_old_node_is_unavailable() {
         reason.contains("it is Node.js 16.20.2; 18 or later is needed"),
         "{reason}"
     );
+}
+
+#[tokio::test]
+async fn a_table_over_the_inline_limit_is_a_pointer_that_fetch_pages_through() {
+    let Some(context) = context_with(NodeConfig {
+        max_inline: crate::InlineLimit {
+            rows: 10,
+            bytes: 8 << 20,
+        },
+        ..config()
+    })
+    .await
+    else {
+        return;
+    };
+    let rows = "Array.from({length: 50}, (_, i) => ({a: i, b: `r${i}`}))";
+    // Unnamed: a hidden holder.
+    let result = execute(&context, rows).await;
+    let value = &result["value"];
+    assert_eq!(value["type"], "pointer", "{result}");
+    assert_eq!(value["rows"], 50);
+    assert_eq!(value["preview"]["data"]["columns"][1]["values"][19], "r19");
+    let holder = value["name"].as_str().expect("a name").to_string();
+    assert!(holder.starts_with('_'), "{holder}");
+    let page = context
+        .call("fetch", json!({"name": holder, "offset": 48}))
+        .await
+        .expect("a page");
+    assert_eq!(page["data"]["columns"][0]["values"], json!([48, 49]));
+    // A variable: the pointer names it, from execute and from get.
+    let result = execute(&context, &format!("const t = {rows}; t")).await;
+    assert_eq!(result["value"]["name"], "t", "{result}");
+    let got = context
+        .call("get", json!({"name": "t"}))
+        .await
+        .expect("got");
+    assert_eq!(got["type"], "pointer");
+    let page = context
+        .call("fetch", json!({"name": "t", "offset": 60}))
+        .await
+        .expect("an empty page");
+    assert_eq!(page["data"]["columns"][0]["values"], json!([]));
+    let error = context
+        .call("fetch", json!({"name": "nothing"}))
+        .await
+        .expect_err("missing");
+    assert!(
+        matches!(&error, HostError::BadArgument(m) if m.contains("no value named")),
+        "{error:?}"
+    );
+    // Small tables stay inline.
+    let result = execute(&context, "[{a: 1}]").await;
+    assert_eq!(result["value"]["type"], "table");
 }

@@ -56,6 +56,9 @@ const stringify = JSON.stringify;
 const parse = JSON.parse;
 const writeSync = fs.writeSync;
 const hostPid = Number(process.argv[process.argv.length - 1]);
+// The inline limit (--max-inline), passed before the host's pid.
+const MAX_INLINE_ROWS = Number(process.argv[process.argv.length - 3]) || 10000;
+const MAX_INLINE_BYTES = Number(process.argv[process.argv.length - 2]) || 8 * 1024 * 1024;
 const baseline = new Set(Object.getOwnPropertyNames(globalThis));
 
 class ArgumentError extends Error {}
@@ -350,8 +353,9 @@ function keyText(key) {
   return typeof key === 'string' ? key : shortString(key);
 }
 
-// An array of plain objects that all have the same keys, as a table; else null.
-function tableOf(rows) {
+// The column names of an array of plain objects that all have the same keys (a
+// table); else null.
+function tableNames(rows) {
   if (!Array.isArray(rows) || rows.length === 0 || !isPlainObject(rows[0])) return null;
   const names = Object.keys(rows[0]);
   if (names.length === 0) return null;
@@ -361,6 +365,13 @@ function tableOf(rows) {
     const keys = Object.keys(row);
     if (keys.length !== names.length || !keys.every((key) => wanted.has(key))) return null;
   }
+  return names;
+}
+
+// An array of plain objects that all have the same keys, as a table; else null.
+function tableOf(rows) {
+  const names = tableNames(rows);
+  if (names === null) return null;
   const columns = names.map((name) => {
     const values = rows.map((row) => native(row[name], 1, new Set()));
     return { name, type: columnType(rows.map((row) => row[name])), values };
@@ -803,7 +814,7 @@ async function doExecute(args) {
   let packed = null;
   if (!outcome.failure && outcome.value !== undefined) {
     try {
-      packed = interruptible(() => pack(outcome.value));
+      packed = interruptible(() => packOrPointer(outcome.value));
     } catch (error) {
       if (!(error instanceof Interrupted)) throw error;
       outcome.failure = { type: 'error', message: `${INTERRUPTED} while converting the value` };
@@ -848,7 +859,7 @@ function doGet(args) {
   } catch (error) {
     throw new ArgumentError(`could not get '${name}': ${describe(error)}`);
   }
-  return pack(value);
+  return packOrPointer(value, name);
 }
 
 async function doSet(args) {
@@ -859,7 +870,76 @@ async function doSet(args) {
   return null;
 }
 
-const METHODS = { execute: doExecute, list: doList, get: doGet, set: doSet };
+// ---------------------------------------------------------------------------
+// Pointers (PROTOCOL.md section 9): a table (an array of row objects) over the inline
+// limit stays in the worker, under the variable that holds it or a hidden holder, and
+// is answered with a pointer; `fetch` pages through it. The host adds `instance`.
+
+const PREVIEW_ROWS = 20;
+const FETCH_LIMIT = 1000;
+// Hidden holders kept (values no variable names); older ones are dropped.
+const HOLDERS_KEPT = 10;
+const holders = new Map();
+let holderCount = 0;
+
+function packOrPointer(value, name) {
+  if (tableNames(value) === null) return pack(value);
+  const rows = value.length;
+  if (rows <= MAX_INLINE_ROWS) {
+    const packed = pack(value);
+    if (Buffer.byteLength(stringify(packed)) <= MAX_INLINE_BYTES) return packed;
+  }
+  const kept = name || variableHolding(value) || hold(value);
+  return { type: 'pointer', name: kept, valueType: 'table', rows, preview: pack(value.slice(0, PREVIEW_ROWS)) };
+}
+
+function variableHolding(value) {
+  for (const name of userNames()) {
+    try {
+      if (readVariable(name) === value) return name;
+    } catch (_) {
+      // declared but not initialised
+    }
+  }
+  return null;
+}
+
+function hold(value) {
+  holderCount += 1;
+  const name = `_stencila_value${holderCount}`;
+  holders.set(name, value);
+  while (holders.size > HOLDERS_KEPT) holders.delete(holders.keys().next().value);
+  return name;
+}
+
+function doFetch(args) {
+  const name = args.name;
+  if (typeof name !== 'string') throw new ArgumentError('fetch needs `name`, a string');
+  const offset = args.offset === undefined ? 0 : args.offset;
+  const limit = args.limit === undefined ? FETCH_LIMIT : args.limit;
+  if (![offset, limit].every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    throw new ArgumentError('fetch: `offset` and `limit` must be whole numbers, 0 or more');
+  }
+  let value;
+  if (holders.has(name)) value = holders.get(name);
+  else if (IDENTIFIER.test(name) && hasVariable(name)) value = readVariable(name);
+  else {
+    throw new ArgumentError(
+      `no value named '${name}' (values no variable holds are kept for the ${HOLDERS_KEPT} most recent pointers)`,
+    );
+  }
+  const names = tableNames(value);
+  if (names === null) throw new ArgumentError(`'${name}' is not a table (an array of row objects with the same keys)`);
+  const page = value.slice(offset, offset + limit);
+  if (page.length) return tableOf(page);
+  const columns = names.map((column) => ({ name: column, type: columnType([value[0][column]]), values: [] }));
+  return { type: 'table', data: { columns } };
+}
+
+// End of the pointers section.
+// ---------------------------------------------------------------------------
+
+const METHODS = { execute: doExecute, list: doList, get: doGet, set: doSet, fetch: doFetch };
 
 async function handle(request) {
   const method = Object.prototype.hasOwnProperty.call(METHODS, request.method) ? METHODS[request.method] : null;

@@ -54,6 +54,8 @@ pub struct PythonConfig {
     pub worker_memory: Option<u64>,
     /// How many started workers wait for new instances (0: each starts cold).
     pub pool_size: usize,
+    /// A table larger than this stays in the worker and is answered with a pointer.
+    pub max_inline: crate::InlineLimit,
 }
 
 /// Runs `program -c "import sys; print(sys.executable)"` and returns the path of the
@@ -175,6 +177,8 @@ fn worker_command(config: &PythonConfig) -> WorkerCommand {
         OsString::from(std::process::id().to_string()),
         OsString::from(config.worker_memory.unwrap_or(0).to_string()),
         OsString::from(MAX_LINE.to_string()),
+        OsString::from(config.max_inline.rows.to_string()),
+        OsString::from(config.max_inline.bytes.to_string()),
     ]);
     WorkerCommand {
         program: config.interpreter.clone(),
@@ -652,6 +656,10 @@ impl Instance for PythonContext {
                 }
                 "execute" => self.execute(arg).await,
                 "list" => self.plain("list", json!({})).await,
+                "fetch" => {
+                    let arg = crate::pointer::FetchArg::parse(&arg)?;
+                    self.plain("fetch", arg.to_value()).await
+                }
                 "get" => {
                     let name = name_arg(&arg, "get")?;
                     self.plain("get", json!({ "name": name })).await

@@ -11,6 +11,7 @@ fn config() -> PythonConfig {
         execute_timeout: None,
         worker_memory: None,
         pool_size: 0,
+        max_inline: crate::InlineLimit::default(),
     }
 }
 
@@ -585,9 +586,7 @@ async fn calls_are_serialized_in_order() {
 fn a_missing_interpreter_is_unavailable() {
     let python = PythonContextType::new(PythonConfig {
         interpreter: PathBuf::from("/nonexistent/dir/python3-missing"),
-        execute_timeout: None,
-        worker_memory: None,
-        pool_size: 0,
+        ..config()
     });
     assert!(!python.available());
     assert_eq!(python.name(), "PythonContext");

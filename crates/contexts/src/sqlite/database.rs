@@ -7,10 +7,11 @@
 
 use super::split::{self, Piece};
 use super::table::{self, cell, quote_identifier, ColumnHeads, CreateError, Table};
+use crate::pointer::{self, FetchArg, InlineLimit, HOLDERS_KEPT, PREVIEW_ROWS};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode, InterruptHandle, OpenFlags};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -201,6 +202,11 @@ pub(crate) fn find_database(dir: &Path) -> Result<Option<PathBuf>, HostError> {
 pub(crate) struct Database {
     pub(crate) connection: Connection,
     location: Location,
+    /// A table result larger than this is kept and answered with a pointer.
+    limit: InlineLimit,
+    /// Temporary tables holding results that no assignment named, oldest first.
+    holders: VecDeque<String>,
+    next_holder: u64,
 }
 
 /// An `execute` result carrying only an error message.
@@ -339,11 +345,14 @@ enum Outcome {
 }
 
 impl Database {
-    pub(crate) fn open(location: Location) -> Result<Database, HostError> {
+    pub(crate) fn open(location: Location, limit: InlineLimit) -> Result<Database, HostError> {
         let connection = open(&location)?;
         Ok(Database {
             connection,
             location,
+            limit,
+            holders: VecDeque::new(),
+            next_holder: 1,
         })
     }
 
@@ -355,6 +364,7 @@ impl Database {
         })?;
         control.replace_handle(connection.get_interrupt_handle());
         self.connection = connection;
+        self.holders.clear();
         Ok(())
     }
 
@@ -381,7 +391,7 @@ impl Database {
                 return Ok(error_result(json!({"type": "error", "message": message})));
             }
         }
-        let mut value = Value::Null;
+        let mut last = None;
         for piece in split::statements(code) {
             if let Some(stop) = control.stopped() {
                 return Ok(error_result(
@@ -389,12 +399,75 @@ impl Database {
                 ));
             }
             match self.statement(control, code, &piece, &inputs.scalars) {
-                Outcome::Done(Some(table)) => value = table.to_value(),
+                Outcome::Done(Some(table)) => {
+                    last = Some((table, split::assignment(&piece).map(|(name, _)| name)))
+                }
                 Outcome::Done(None) => {}
                 Outcome::Failed(message) => return Ok(error_result(message)),
             }
         }
+        let value = match last {
+            None => Value::Null,
+            Some((table, kept)) => match self.inline_or_pointer(control, table, kept) {
+                Ok(value) => value,
+                Err(message) => return Ok(error_result(message)),
+            },
+        };
         Ok(json!({"messages": [], "value": value}))
+    }
+
+    /// The table as a value, or, when it is over the inline limit, a pointer to it:
+    /// to the temporary table `kept` (an assignment's), else to a new hidden holder.
+    fn inline_or_pointer(
+        &mut self,
+        control: &Control,
+        table: Table,
+        kept: Option<String>,
+    ) -> Result<Value, Value> {
+        let rows = table.rows();
+        if rows <= self.limit.rows {
+            let value = table.to_value();
+            if !self.limit.exceeded(rows, pointer::json_size(&value)) {
+                return Ok(value);
+            }
+        }
+        let name = match kept {
+            Some(name) => name,
+            None => self.hold(control, &table)?,
+        };
+        Ok(pointer::pointer(
+            &name,
+            rows,
+            table.slice(0, PREVIEW_ROWS).to_value(),
+        ))
+    }
+
+    /// Keeps `table` as a new hidden temporary table and returns its name; the oldest
+    /// holder beyond [`HOLDERS_KEPT`] is dropped.
+    fn hold(&mut self, control: &Control, table: &Table) -> Result<String, Value> {
+        let name = format!("_stencila_value{}", self.next_holder);
+        self.next_holder += 1;
+        if let Err(error) = table::create_temp_table(&self.connection, &name, table) {
+            let message = match error {
+                CreateError::Shape(shape) => shape.to_string(),
+                CreateError::Sqlite(error) => {
+                    stop_message(control, &error).unwrap_or_else(|| sqlite_message(&error))
+                }
+            };
+            return Err(
+                json!({"type": "error", "message": format!("the result is too large to send and could not be kept: {message}")}),
+            );
+        }
+        self.holders.push_back(name.clone());
+        while self.holders.len() > HOLDERS_KEPT {
+            if let Some(old) = self.holders.pop_front() {
+                let sql = format!("DROP TABLE IF EXISTS temp.{}", quote_identifier(&old));
+                if let Err(error) = self.connection.execute_batch(&sql) {
+                    log::warn!("could not drop {old}: {error}");
+                }
+            }
+        }
+        Ok(name)
     }
 
     /// Runs one statement (an assignment keeps its rows as a temporary table).
@@ -541,8 +614,62 @@ impl Database {
         Ok(Value::Array(entries))
     }
 
-    /// `get {name}`: a table or view as a `table` value.
+    /// `get {name}`: a table or view as a `table` value, or a pointer to it when it
+    /// is over the inline limit.
     pub(crate) fn get(&self, control: &Control, name: &str) -> Result<Value, HostError> {
+        self.check_exists(control, name)?;
+        let quoted = quote_identifier(name);
+        let count: i64 = self
+            .connection
+            .query_row(&format!("SELECT count(*) FROM {quoted}"), [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| internal(control, &e))?;
+        let rows = usize::try_from(count).unwrap_or(0);
+        let read = |sql: &str| match self.query(control, sql, &HashMap::new()) {
+            Ok(table) => Ok(table.unwrap_or_default()),
+            Err((message, _)) => Err(HostError::Internal(format!(
+                "get '{name}' failed: {message}"
+            ))),
+        };
+        if rows > self.limit.rows {
+            let preview = read(&format!("SELECT * FROM {quoted} LIMIT {PREVIEW_ROWS}"))?;
+            return Ok(pointer::pointer(name, rows, preview.to_value()));
+        }
+        let table = read(&format!("SELECT * FROM {quoted}"))?;
+        let value = table.to_value();
+        if self
+            .limit
+            .exceeded(table.rows(), pointer::json_size(&value))
+        {
+            let preview = table.slice(0, PREVIEW_ROWS).to_value();
+            return Ok(pointer::pointer(name, table.rows(), preview));
+        }
+        Ok(value)
+    }
+
+    /// `fetch {name, offset?, limit?}`: rows of a table or view (a pointer's), as a
+    /// `table` value.
+    pub(crate) fn fetch(&self, control: &Control, arg: &FetchArg) -> Result<Value, HostError> {
+        self.check_exists(control, &arg.name)?;
+        // Both are whole numbers, so they are safe in the text; SQLite takes i64.
+        let limit = i64::try_from(arg.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(arg.offset).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT * FROM {} LIMIT {limit} OFFSET {offset}",
+            quote_identifier(&arg.name)
+        );
+        match self.query(control, &sql, &HashMap::new()) {
+            Ok(table) => Ok(table.unwrap_or_default().to_value()),
+            Err((message, _)) => Err(HostError::Internal(format!(
+                "fetch '{}' failed: {message}",
+                arg.name
+            ))),
+        }
+    }
+
+    /// A [`HostError::BadArgument`] unless `name` is a table or view.
+    fn check_exists(&self, control: &Control, name: &str) -> Result<(), HostError> {
         let exists: bool = self
             .connection
             .query_row(
@@ -557,13 +684,7 @@ impl Database {
                 "no table or view named '{name}'"
             )));
         }
-        let sql = format!("SELECT * FROM {}", quote_identifier(name));
-        match self.query(control, &sql, &HashMap::new()) {
-            Ok(table) => Ok(table.unwrap_or_default().to_value()),
-            Err((message, _)) => Err(HostError::Internal(format!(
-                "get '{name}' failed: {message}"
-            ))),
-        }
+        Ok(())
     }
 
     /// `set {name, value}`: makes the temporary table `name` from a `table` value.

@@ -33,6 +33,8 @@ pub struct SqliteConfig {
     /// The default limit on one `execute` (also on `list`, `get` and `set`);
     /// `None` means no limit.
     pub execute_timeout: Option<Duration>,
+    /// A result over this is kept in the database and answered with a pointer.
+    pub max_inline: crate::InlineLimit,
 }
 
 /// The `SqliteContext` type: always available, since SQLite is built in.
@@ -111,6 +113,7 @@ enum Job {
     List,
     Get { name: String },
     Set { name: String, value: Value },
+    Fetch(crate::pointer::FetchArg),
     Restart,
 }
 
@@ -149,12 +152,13 @@ impl SqliteContext {
         let destroyed = Arc::new(AtomicBool::new(false));
         let thread_destroyed = destroyed.clone();
         let thread_location = location.clone();
+        let limit = config.max_inline;
         std::thread::Builder::new()
             .name("sqlite-context".into())
             .spawn(move || {
                 // Dropped when the thread ends, however it ends: `destroy` waits on it.
                 let _ended = ended_tx;
-                let mut database = match Database::open(thread_location) {
+                let mut database = match Database::open(thread_location, limit) {
                     Ok(database) => database,
                     Err(error) => {
                         let _ = opened_tx.send(Err(error));
@@ -278,6 +282,7 @@ fn serve(
                 Job::List => database.list(control),
                 Job::Get { name } => database.get(control, &name),
                 Job::Set { name, value } => database.set(control, &name, &value),
+                Job::Fetch(arg) => database.fetch(control, &arg),
                 Job::Restart => database.restart(control).map(|()| Value::Null),
             }
         } else {
@@ -342,6 +347,10 @@ impl Instance for SqliteContext {
                 "get" => {
                     let name = name_arg(&arg, "get")?;
                     self.send(Job::Get { name }, timeout).await
+                }
+                "fetch" => {
+                    let arg = crate::pointer::FetchArg::parse(&arg)?;
+                    self.send(Job::Fetch(arg), timeout).await
                 }
                 "set" => {
                     let name = name_arg(&arg, "set")?;

@@ -306,6 +306,7 @@ async fn a_timeout_interrupts_and_says_so() {
         Location::Memory,
         SqliteConfig {
             execute_timeout: Some(Duration::from_secs(60)),
+            ..SqliteConfig::default()
         },
     )
     .await
@@ -429,4 +430,103 @@ async fn a_call_whose_time_runs_out_in_the_queue_does_not_run_later() {
         context.call("list", json!({})).await.expect("a list"),
         json!([])
     );
+}
+
+async fn limited(rows: usize) -> SqliteContext {
+    let config = SqliteConfig {
+        max_inline: crate::InlineLimit {
+            rows,
+            bytes: 8 << 20,
+        },
+        ..SqliteConfig::default()
+    };
+    SqliteContext::start(Location::Memory, config)
+        .await
+        .expect("an in-memory database")
+}
+
+const FIFTY: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50) SELECT x, x * x AS sq FROM c";
+
+#[tokio::test]
+async fn a_result_over_the_limit_is_a_pointer_to_a_hidden_holder() {
+    let context = limited(10).await;
+    let result = run(&context, json!({ "code": FIFTY })).await;
+    let value = &result["value"];
+    assert_eq!(value["type"], "pointer", "{result}");
+    assert_eq!(value["valueType"], "table");
+    assert_eq!(value["rows"], 50);
+    let preview = &value["preview"]["data"]["columns"];
+    assert_eq!(preview[0]["values"].as_array().map(Vec::len), Some(20));
+    assert_eq!(preview[1]["values"][19], 400);
+    let name = value["name"].as_str().expect("a name").to_string();
+    let page = context
+        .call("fetch", json!({"name": name, "offset": 45, "limit": 10}))
+        .await
+        .expect("a page");
+    assert_eq!(page["type"], "table");
+    assert_eq!(
+        page["data"]["columns"][0]["values"],
+        json!([46, 47, 48, 49, 50])
+    );
+    // The default page: offset 0, 1,000 rows (all 50 here).
+    let page = context
+        .call("fetch", json!({ "name": name }))
+        .await
+        .expect("a page");
+    assert_eq!(
+        page["data"]["columns"][1]["values"]
+            .as_array()
+            .map(Vec::len),
+        Some(50)
+    );
+    // Within the limit: inline.
+    let small = run(&context, json!({"code": "SELECT 1 AS a"})).await;
+    assert_eq!(small["value"]["type"], "table");
+}
+
+#[tokio::test]
+async fn an_assignment_over_the_limit_points_at_its_table_and_get_does_too() {
+    let context = limited(10).await;
+    let result = run(&context, json!({ "code": format!("big = {FIFTY}") })).await;
+    assert_eq!(result["value"]["type"], "pointer", "{result}");
+    assert_eq!(result["value"]["name"], "big");
+    let got = context
+        .call("get", json!({"name": "big"}))
+        .await
+        .expect("a value");
+    assert_eq!(got["type"], "pointer");
+    assert_eq!(got["rows"], 50);
+    assert_eq!(got["preview"]["data"]["columns"][0]["values"][0], 1);
+}
+
+#[tokio::test]
+async fn old_holders_are_dropped_and_fetching_a_missing_name_is_a_bad_argument() {
+    let context = limited(1).await;
+    let first = run(
+        &context,
+        json!({"code": "SELECT 1 AS a UNION ALL SELECT 2"}),
+    )
+    .await;
+    let first_name = first["value"]["name"].as_str().expect("a name").to_string();
+    for _ in 0..crate::pointer::HOLDERS_KEPT {
+        run(
+            &context,
+            json!({"code": "SELECT 1 AS a UNION ALL SELECT 2"}),
+        )
+        .await;
+    }
+    let error = context
+        .call("fetch", json!({ "name": first_name }))
+        .await
+        .expect_err("dropped");
+    assert!(
+        matches!(&error, HostError::BadArgument(m) if m.contains("no table or view")),
+        "{error:?}"
+    );
+    let error = context
+        .call("fetch", json!({"offset": 1}))
+        .await
+        .expect_err("no name");
+    assert!(matches!(error, HostError::BadArgument(_)));
 }

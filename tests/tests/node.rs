@@ -605,3 +605,31 @@ fn interrupt_reaches_user_code_run_while_packing_a_value() {
     );
     assert_eq!(s.value("6*7")["data"], 42);
 }
+
+/// Section 6 (review finding 18, for NodeContext): a worker that died while idle is
+/// replaced before the next call, whose code runs, with the warning.
+#[test]
+fn a_worker_that_died_while_idle_is_replaced_and_the_code_runs() {
+    let Some(s) = Session::new(&[]) else { return };
+    let first = s.pid();
+    let result = s.execute("setTimeout(() => process.exit(9), 300); 1");
+    assert!(messages_of(&result, "error").is_empty(), "{result}");
+    assert!(
+        all_end_within(Duration::from_secs(20), &[first]),
+        "worker {first} did not exit"
+    );
+    // The host reaps it when it ends; give the reaper a moment to notice.
+    std::thread::sleep(Duration::from_millis(300));
+    let result = s.execute("6 * 7");
+    assert_eq!(
+        result["value"],
+        json!({"type": "integer", "data": 42}),
+        "{result}"
+    );
+    assert_eq!(
+        messages_of(&result, "warning"),
+        ["the Node.js worker was restarted after it died; variables from before are lost"],
+        "{result}"
+    );
+    assert_ne!(s.pid(), first);
+}

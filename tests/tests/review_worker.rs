@@ -221,3 +221,41 @@ fn a_banner_before_the_ready_line_does_not_stop_contexts() {
         json!({"messages": [], "value": {"type": "integer", "data": 42}})
     );
 }
+
+/// Found by schemathesis: deleting a context while one of its calls runs ended that
+/// call with 500 "the Python worker died" (or a 200 saying so for execute). The
+/// delete caused it, not a fault: the call is a 503 that says the context was deleted.
+#[test]
+fn a_call_running_when_its_context_is_deleted_is_a_503_not_a_worker_fault() {
+    let s = Session::start(&[]);
+    s.execute("class Slow:\n    def __repr__(self):\n        import time; time.sleep(60); return 's'\nslow = Slow()");
+    std::thread::scope(|scope| {
+        let calls = [
+            ("execute", json!({"code": "import time; time.sleep(60)"})),
+            ("get", json!({"name": "slow"})),
+        ]
+        .map(|(method, arg)| {
+            let s = &s;
+            scope.spawn(move || {
+                s.host
+                    .request("PUT", &format!("/pythonContext1!{method}"))
+                    .cookie(&s.token)
+                    .json(&arg)
+                    .send()
+            })
+        });
+        // Let the execute start (the get queues behind it).
+        std::thread::sleep(Duration::from_millis(1500));
+        let deleted = s
+            .host
+            .request("DELETE", "/pythonContext1")
+            .cookie(&s.token)
+            .send();
+        assert_eq!(deleted.status, 200, "{}", deleted.text());
+        for call in calls {
+            let response = call.join().expect("the call's thread");
+            assert_eq!(response.status, 503, "{}", response.text());
+            assert!(!response.text().contains("died"), "{}", response.text());
+        }
+    });
+}

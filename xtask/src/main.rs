@@ -348,9 +348,9 @@ fn fuzz() -> Result<()> {
     // route not matched is a 400); `ignored_auth` sends bad credentials from
     // loopback, which the throttle answers with the documented 429 (section 2), and
     // keeps our valid bearer beside them. Both are covered by tests/tests/auth.rs.
-    // One worker: with two, the stateful phase deletes an instance while another
-    // call on it runs, which answers 500 ("the Python worker died"): a finding for
-    // the contexts crate, reported, not yet fixed.
+    // One worker, so a run replays exactly from its seed. (With two, the stateful
+    // phase once found a 500 for a call whose context was deleted while it ran; that
+    // is now a 503, pinned by tests/tests/review_worker.rs.)
     let status = Command::new(&st)
         .arg("--config-file")
         .arg(root().join("tests").join("fuzz").join("schemathesis.toml"))

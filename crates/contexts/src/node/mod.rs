@@ -385,6 +385,37 @@ impl NodeContext {
         session.lost = Some(loss);
     }
 
+    /// Calls `method` on the session's worker. A worker found gone before the call
+    /// reached it (it died while idle) is replaced and the call made once more, so
+    /// the call runs; the loss is left in `session.lost` for the next warning.
+    async fn call_worker(
+        &self,
+        session: &mut Session,
+        method: &str,
+        args: &Value,
+        timeout: Option<Duration>,
+        events: Option<EventHandler>,
+    ) -> Result<Result<Answer, WorkerError>, HostError> {
+        let mut retried = false;
+        loop {
+            let worker = self.worker(session).await?;
+            let answer = match worker.submit_with_events(method, args, timeout, events.clone()) {
+                Ok(pending) => pending.await,
+                Err(error) => Err(error),
+            };
+            match answer {
+                Err(WorkerError::Gone(report)) if !retried => {
+                    log::info!(
+                        "the Node.js worker had {report} before the call; retrying on a fresh one"
+                    );
+                    retried = true;
+                    self.lose(session, Loss::Died).await;
+                }
+                answer => return Ok(answer),
+            }
+        }
+    }
+
     async fn execute(&self, arg: Value) -> Result<Value, HostError> {
         self.execute_with(arg, None).await
     }
@@ -409,13 +440,12 @@ impl NodeContext {
         };
         let timeout = timeout.or(self.spawner.config.execute_timeout);
         let mut session = self.session.lock().await;
-        let worker = self.worker(&mut session).await?;
-        // An earlier loss is reported by the first `execute` on the fresh worker.
+        let answer = self
+            .call_worker(&mut session, "execute", &args, timeout, events)
+            .await?;
+        // An earlier loss (or one found by this call before its code ran) is reported
+        // by the first `execute` that runs on the fresh worker.
         let earlier = session.lost.take();
-        let answer = match worker.submit_with_events("execute", &args, timeout, events) {
-            Ok(pending) => pending.await,
-            Err(error) => Err(error),
-        };
         let mut result = match answer {
             Ok(Answer {
                 outcome: Ok(mut result),
@@ -442,6 +472,12 @@ impl NodeContext {
                     "TimeoutError: execution exceeded {limit} s and the Node.js worker did not stop when interrupted, so it was killed; its variables are lost"
                 ))
             }
+            Err(_) if self.destroyed.load(Ordering::SeqCst) => {
+                // Deleted while the call ran: that ended the worker, not a fault.
+                return Err(HostError::Unavailable(
+                    "this NodeContext was deleted while the call ran".into(),
+                ));
+            }
             Err(error) => {
                 self.lose(&mut session, Loss::Died).await;
                 error_result(format!(
@@ -458,17 +494,25 @@ impl NodeContext {
     /// `list`, `get` and `set`: a call whose result is the worker's result.
     async fn plain(&self, method: &str, args: Value) -> Result<Value, HostError> {
         let mut session = self.session.lock().await;
-        let worker = self.worker(&mut session).await?;
-        // Packing a value can run user code (`__repr__`), so these calls get the
-        // host's execute timeout too.
+        // Packing a value can run user code (getters), so these calls get the host's
+        // execute timeout too.
         let timeout = self.spawner.config.execute_timeout;
-        match worker.call(method, &args, timeout).await {
+        match self
+            .call_worker(&mut session, method, &args, timeout, None)
+            .await?
+        {
             Ok(Answer { outcome, .. }) => outcome.map_err(reply_error),
             Err(WorkerError::Unresponsive { .. }) => {
                 self.lose(&mut session, Loss::KilledOnTimeout).await;
                 Err(HostError::Internal(format!(
                     "{method} exceeded the execute timeout and the Node.js worker did not stop when interrupted, so it was killed; its variables are lost"
                 )))
+            }
+            Err(_) if self.destroyed.load(Ordering::SeqCst) => {
+                // Deleted while the call ran: that ended the worker, not a fault.
+                return Err(HostError::Unavailable(
+                    "this NodeContext was deleted while the call ran".into(),
+                ));
             }
             Err(error) => {
                 self.lose(&mut session, Loss::Died).await;

@@ -548,6 +548,12 @@ impl PythonContext {
                     "TimeoutError: execution exceeded {limit} s and the Python worker did not stop when interrupted, so it was killed; its variables are lost"
                 ))
             }
+            Err(_) if self.destroyed.load(Ordering::SeqCst) => {
+                // Deleted while the call ran: that ended the worker, not a fault.
+                return Err(HostError::Unavailable(
+                    "this PythonContext was deleted while the call ran".into(),
+                ));
+            }
             Err(error) => {
                 self.lose(&mut session, Loss::Died).await;
                 error_result(format!(
@@ -580,6 +586,12 @@ impl PythonContext {
                 Err(HostError::Internal(format!(
                     "{method} exceeded the execute timeout and the Python worker did not stop when interrupted, so it was killed; its variables are lost"
                 )))
+            }
+            Err(_) if self.destroyed.load(Ordering::SeqCst) => {
+                // Deleted while the call ran: that ended the worker, not a fault.
+                return Err(HostError::Unavailable(
+                    "this PythonContext was deleted while the call ran".into(),
+                ));
             }
             Err(error) => {
                 self.lose(&mut session, Loss::Died).await;

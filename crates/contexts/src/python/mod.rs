@@ -589,9 +589,9 @@ impl PythonContext {
             }
             Err(_) if self.destroyed.load(Ordering::SeqCst) => {
                 // Deleted while the call ran: that ended the worker, not a fault.
-                return Err(HostError::Unavailable(
+                Err(HostError::Unavailable(
                     "this PythonContext was deleted while the call ran".into(),
-                ));
+                ))
             }
             Err(error) => {
                 self.lose(&mut session, Loss::Died).await;

@@ -1,6 +1,6 @@
 //! `PythonContext`'s primitives for the 2018 clients' methods ([`crate::legacy`]):
 //! analysis and `evaluate` are answered by the worker script (`do_analyse`,
-//! `do_evaluate` in `worker.py`), execute and get are the context's own.
+//! `do_evaluate` in `worker/analysis.py`), execute and get are the context's own.
 
 use super::PythonContext;
 use crate::legacy::{Analysis, LegacyPrimitives};

@@ -1,6 +1,6 @@
 //! `PythonContext`: a context that runs Python code in a `python3` worker process
 //! (one per instance), built from the language-neutral [`crate::worker`] layer and the
-//! embedded script `worker.py`.
+//! embedded worker script (the files of `worker/`, joined).
 //!
 //! Values cross the boundary packed (PROTOCOL.md section 6). Choices made here:
 //! integers beyond ±(2^53 − 1) are sent as decimal strings (`{"type": "integer",
@@ -31,7 +31,15 @@ mod legacy;
 
 /// The worker script, run as a file (see [`script_path`]), or with `-c` where that is
 /// not possible.
-const WORKER_SCRIPT: &str = include_str!("worker.py");
+const WORKER_SCRIPT: &str = concat!(
+    include_str!("worker/setup.py"),
+    include_str!("worker/capture.py"),
+    include_str!("worker/values.py"),
+    include_str!("worker/run.py"),
+    include_str!("worker/analysis.py"),
+    include_str!("worker/pointers.py"),
+    include_str!("worker/serve.py"),
+);
 
 /// How long a new worker has to import its modules and say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -511,3 +511,23 @@ fn the_code_cache_is_bounded_in_bytes() {
         .expect("VmRSS");
     assert!(rss_kb < 200 << 10, "the worker holds {} MB", rss_kb >> 10);
 }
+
+/// Finding 17, for `list` (and `set`): an interrupt or timeout that lands while the
+/// call runs user code (here an `isinstance` check that reads a slow `__class__`) is a
+/// 200 with an error message, never a 400, and the namespace is kept.
+#[test]
+fn a_timeout_while_listing_is_a_200_with_an_error() {
+    let s = Session::new(&["--execute-timeout", "1500ms"]);
+    s.execute(
+        "kept = 'yes'\nclass Sneaky:\n    @property\n    def __class__(self):\n        import time; time.sleep(60); return Sneaky\nsneaky = Sneaky()",
+    );
+    let response = s.request("list").send();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let result = response.json();
+    let errors = messages_of(&result, "error");
+    assert!(
+        errors.iter().any(|e| e.contains("KeyboardInterrupt")),
+        "{result}"
+    );
+    assert_namespace_kept(&s);
+}

@@ -162,7 +162,13 @@ def serve():
         try:
             frame = answer(request_id, request)
         except KeyboardInterrupt:
-            frame = {"id": request_id, "error": "the call was interrupted before it finished"}
+            # An interrupt (or a timeout) is never the caller's error: like an
+            # interrupted execute, the call answers with an error message
+            # (`list`/`set` interrupted while, say, pandas builds a DataFrame).
+            frame = {"id": request_id, "result": {
+                "messages": [{"type": "error", "message": "KeyboardInterrupt: the call was interrupted before it finished"}],
+                "value": None,
+            }}
         except ArgumentError as error:
             frame = {"id": request_id, "error": str(error)}
         except BaseException as error:

@@ -33,6 +33,7 @@ mod pool;
 mod python;
 mod sqlite;
 pub mod worker;
+mod worker_context;
 
 pub use jupyter::{jupyter_data_dirs, JupyterConfig, JupyterContext, JupyterContextType};
 pub use node::{NodeConfig, NodeContext, NodeContextType};

@@ -6,7 +6,8 @@
 //!
 //! The [`worker`] module is the language-neutral process layer (spawning, framing,
 //! request ids, interrupts, timeouts, crash detection, reaping); a context type is
-//! that layer plus a worker script and an [`stencila_host::Instance`] implementation.
+//! that layer plus a worker script and a description of its language, on the one
+//! shared instance implementation in `worker_context`.
 //!
 //! ```no_run
 //! use std::sync::Arc;

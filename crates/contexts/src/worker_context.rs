@@ -104,8 +104,9 @@ pub struct WorkerContextType<L: Language> {
 
 impl<L: Language> WorkerContextType<L> {
     /// The type whose program check gave `availability` (`Ok(version)` or the
-    /// reason, which is logged); its workers start with `command` (`program` is its
-    /// program, for messages), `pool_size` of them wait ready.
+    /// reason, which is logged); its workers start with `command` (whose program
+    /// messages name), `pool_size` of them wait ready, and `execute_timeout` is the
+    /// default limit on one `execute` (and on `list`, `get`, `set`, `fetch`).
     pub(crate) fn with(
         availability: Result<String, String>,
         command: WorkerCommand,

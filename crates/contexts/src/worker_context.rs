@@ -661,3 +661,67 @@ impl<L: Language> Instance for WorkerContext<L> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_timeout_in_rewrites_the_last_interrupt_only() {
+        let mut messages = vec![
+            json!({"type": "error", "message": "Interrupted: earlier"}),
+            json!({"type": "warning", "message": "Interrupted: not an error"}),
+            json!({"type": "error", "message": "Interrupted: execution was interrupted"}),
+        ];
+        assert!(mark_timeout_in(
+            &mut messages,
+            "Interrupted:",
+            Duration::from_millis(500)
+        ));
+        assert_eq!(messages[0]["message"], "Interrupted: earlier");
+        assert_eq!(messages[1]["message"], "Interrupted: not an error");
+        assert_eq!(
+            messages[2]["message"],
+            "TimeoutError: execution exceeded 0.5 s and was interrupted"
+        );
+        let mut other = vec![json!({"type": "error", "message": "KeyboardInterrupt"})];
+        assert!(!mark_timeout_in(
+            &mut other,
+            "Interrupted:",
+            Duration::from_secs(1)
+        ));
+        assert_eq!(other[0]["message"], "KeyboardInterrupt");
+    }
+
+    #[test]
+    fn timeout_arg_takes_positive_seconds_or_nothing() {
+        assert_eq!(timeout_arg(&json!({})).ok(), Some(None));
+        assert_eq!(timeout_arg(&json!({"timeout": null})).ok(), Some(None));
+        assert_eq!(
+            timeout_arg(&json!({"timeout": 1.5})).ok(),
+            Some(Some(Duration::from_millis(1500)))
+        );
+        assert_eq!(
+            timeout_arg(&json!({"timeout": 1e300})).ok(),
+            Some(Some(Duration::MAX))
+        );
+        for bad in [json!(0), json!(-1), json!("1")] {
+            assert!(matches!(
+                timeout_arg(&json!({ "timeout": bad })),
+                Err(HostError::BadArgument(text)) if text == "`timeout` must be a positive number of seconds"
+            ));
+        }
+    }
+
+    #[test]
+    fn a_loss_warning_names_the_language() {
+        assert_eq!(
+            Loss::Died.warning("Node.js"),
+            "the Node.js worker was restarted after it died; variables from before are lost"
+        );
+        assert_eq!(
+            Loss::KilledOnTimeout.warning("Python"),
+            "the Python worker was restarted after it was killed on a timeout; variables from before are lost"
+        );
+    }
+}

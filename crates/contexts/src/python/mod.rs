@@ -9,6 +9,11 @@
 //! arrays (sorted where their items allow); bytes are `{"type": "bytes", "data":
 //! "<base64>", "encoding": "base64"}`; values nested deeper than 64 levels, cycles and
 //! anything without a JSON form become their `repr` inside arrays and objects.
+//!
+//! The instance logic (sessions, lost workers, timeouts, `list`/`get`/`set`) is
+//! [`crate::worker_context`]'s, shared with `NodeContext`: this module is the script,
+//! the [`Language`] (names, `KeyboardInterrupt`, the 2018 methods), the interpreter
+//! checks and the worker command.
 
 use crate::legacy::LegacyPrimitives;
 use crate::worker::{WorkerCommand, MAX_LINE};

@@ -6,7 +6,8 @@
 //!
 //! The [`worker`] module is the language-neutral process layer (spawning, framing,
 //! request ids, interrupts, timeouts, crash detection, reaping); a context type is
-//! that layer plus a worker script and an [`stencila_host::Instance`] implementation.
+//! that layer plus a worker script and a description of its language, on the one
+//! shared instance implementation in `worker_context`.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -33,6 +34,7 @@ mod pool;
 mod python;
 mod sqlite;
 pub mod worker;
+mod worker_context;
 
 pub use jupyter::{jupyter_data_dirs, JupyterConfig, JupyterContext, JupyterContextType};
 pub use node::{NodeConfig, NodeContext, NodeContextType};

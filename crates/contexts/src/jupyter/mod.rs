@@ -19,6 +19,9 @@ mod kernelspec;
 mod legacy;
 mod values;
 
+use crate::worker_context::{
+    error_result, lock, mark_timeout_in, prepend_warning, seconds, timeout_arg, timeout_message,
+};
 use kernel::{ExecuteFault, Kernel};
 pub use kernelspec::jupyter_data_dirs;
 use kernelspec::{find_kernelspecs, Kernelspec};
@@ -26,7 +29,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 use stencila_host::{BoxFuture, EventSink, HostError, Instance, InstanceType};
 
@@ -53,11 +56,6 @@ pub struct JupyterConfig {
     /// The kernel to keep one started instance of, ready for the next `POST`; the
     /// first starts in the background as soon as the type is made.
     pub pool_kernel: Option<String>,
-}
-
-fn lock<T>(mutex: &StdMutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave their contents half-written.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The type's runtime; shut down without waiting when the type is dropped (which
@@ -353,30 +351,6 @@ pub struct JupyterContext {
     destroyed: AtomicBool,
 }
 
-/// An `execute` result carrying only an error message.
-fn error_result(message: String) -> Value {
-    json!({"messages": [{"type": "error", "message": message}], "value": null})
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{}", duration.as_secs_f64())
-}
-
-/// The `timeout` of an `execute`, in seconds; `None` when absent or null.
-fn timeout_arg(arg: &Value) -> Result<Option<Duration>, HostError> {
-    match arg.get("timeout") {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => match value.as_f64() {
-            Some(secs) if secs > 0.0 => Ok(Some(
-                Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX),
-            )),
-            _ => Err(HostError::BadArgument(
-                "`timeout` must be a positive number of seconds".into(),
-            )),
-        },
-    }
-}
-
 /// An execute's arguments, checked.
 struct ExecuteArgs {
     code: String,
@@ -556,12 +530,7 @@ impl JupyterContext {
             .await;
         session.live = None;
         if let Some(loss) = earlier {
-            if let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) {
-                messages.insert(
-                    0,
-                    json!({"type": "warning", "message": self.loss_warning(loss)}),
-                );
-            }
+            prepend_warning(&mut result, &self.loss_warning(loss));
         }
         Ok(result)
     }
@@ -638,19 +607,8 @@ impl JupyterContext {
 /// Rewrites the `KeyboardInterrupt` of an execute interrupted on its timeout (or
 /// adds the timeout error, for kernels that report nothing when interrupted).
 fn mark_timeout(messages: &mut Vec<Value>, limit: Duration) {
-    let text = format!(
-        "TimeoutError: execution exceeded {} s and was interrupted",
-        seconds(limit)
-    );
-    let interrupt = messages.iter_mut().rev().find(|message| {
-        message["type"] == "error"
-            && message["message"]
-                .as_str()
-                .is_some_and(|text| text.starts_with("KeyboardInterrupt"))
-    });
-    match interrupt {
-        Some(message) => message["message"] = json!(text),
-        None => messages.push(json!({"type": "error", "message": text})),
+    if !mark_timeout_in(messages, "KeyboardInterrupt", limit) {
+        messages.push(json!({"type": "error", "message": timeout_message(limit)}));
     }
 }
 

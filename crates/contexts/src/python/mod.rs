@@ -9,23 +9,27 @@
 //! arrays (sorted where their items allow); bytes are `{"type": "bytes", "data":
 //! "<base64>", "encoding": "base64"}`; values nested deeper than 64 levels, cycles and
 //! anything without a JSON form become their `repr` inside arrays and objects.
+//!
+//! The instance logic (sessions, lost workers, timeouts, `list`/`get`/`set`) is
+//! [`crate::worker_context`]'s, shared with `NodeContext`: this module is the script,
+//! the [`Language`] (names, `KeyboardInterrupt`, the 2018 methods), the interpreter
+//! checks and the worker command.
 
-use crate::cgroup::{self, ContextCgroup};
-use crate::pool::WorkerPool;
-use crate::worker::{
-    output_events, Answer, EventHandler, ExitReport, ReplyError, Worker, WorkerCommand,
-    WorkerError, MAX_LINE,
-};
-use serde_json::{json, Map, Value};
+use crate::legacy::LegacyPrimitives;
+use crate::worker::{WorkerCommand, MAX_LINE};
+use crate::worker_context::{probe, Language, WorkerContext, WorkerContextType};
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex as StdMutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
-use stencila_host::{BoxFuture, EventSink, HostError, Instance, InstanceType};
+use std::sync::OnceLock;
+use std::time::Duration;
+#[cfg(test)]
+use {
+    serde_json::{json, Value},
+    std::process::Stdio,
+    std::sync::Arc,
+    stencila_host::{HostError, Instance, InstanceType},
+};
 
 mod legacy;
 
@@ -43,9 +47,6 @@ const WORKER_SCRIPT: &str = concat!(
 
 /// How long a new worker has to import its modules and say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long the one-off interpreter checks (`resolve_interpreter`, `new`) may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The oldest Python the worker script supports (`os.memfd_create`, `ast` as used).
 const MINIMUM_VERSION: (u32, u32) = (3, 8);
@@ -70,7 +71,7 @@ pub struct PythonConfig {
 /// real interpreter, e.g. through a pyenv shim, so each worker start skips the shim.
 /// `None` when the program cannot be run or does not say.
 pub fn resolve_interpreter(program: &str) -> Option<PathBuf> {
-    let output = probe(Path::new(program), "import sys; print(sys.executable)").ok()?;
+    let output = probe_python(Path::new(program), "import sys; print(sys.executable)").ok()?;
     let path = PathBuf::from(last_line(&output));
     (!path.as_os_str().is_empty() && path.is_file()).then_some(path)
 }
@@ -86,84 +87,46 @@ fn last_line(output: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Runs `interpreter -c script` to completion (bounded) and returns its stdout.
-fn probe(interpreter: &Path, script: &str) -> Result<String, String> {
-    let mut child = Command::new(interpreter)
-        // -S: a sitecustomize that prints must not garble the answer.
-        .args(["-S", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|error| error.to_string())?;
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    // Only run once at startup, so a short polling loop is simpler than a thread.
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "it did not finish within {} s",
-                    PROBE_TIMEOUT.as_secs()
-                ));
-            }
-            Err(error) => return Err(error.to_string()),
-        }
-    };
-    let mut output = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout
-            .read_to_string(&mut output)
-            .map_err(|error| error.to_string())?;
+/// Runs `interpreter -S -c script` to completion (bounded) and returns its stdout.
+/// `-S`: a sitecustomize that prints must not garble the answer.
+fn probe_python(interpreter: &Path, script: &str) -> Result<String, String> {
+    probe(interpreter, &["-S", "-c", script])
+}
+
+/// Python as a worker-process context type: its names, its `KeyboardInterrupt`, and
+/// the 2018 clients' methods (`legacy.rs`).
+pub struct Python;
+
+impl Language for Python {
+    const LABEL: &'static str = "Python";
+    const TYPE_NAME: &'static str = "PythonContext";
+    const INTERRUPTED: &'static str = "KeyboardInterrupt";
+
+    fn unavailable(program: &Path, reason: &str) -> String {
+        unavailable(program, reason)
     }
-    if !status.success() {
-        return Err(format!("it {}", ExitReport::from_status(status)));
+
+    fn legacy(context: &PythonContext) -> Option<&dyn LegacyPrimitives> {
+        Some(context)
     }
-    Ok(output)
 }
 
 /// The `PythonContext` type: creates instances, each with its own worker process.
-pub struct PythonContextType {
-    spawner: Arc<Spawner>,
-    /// `Ok(version)` when the interpreter ran at `new`, else why not (no host paths).
-    availability: Result<String, String>,
-}
+pub type PythonContextType = WorkerContextType<Python>;
+
+/// An instance of `PythonContext`: a persistent namespace in a worker process.
+pub type PythonContext = WorkerContext<Python>;
 
 impl PythonContextType {
     /// Checks once that the interpreter runs and is recent enough; the result is
-    /// what [`InstanceType::available`] reports.
+    /// what [`stencila_host::InstanceType::available`] reports.
     pub fn new(config: PythonConfig) -> Self {
-        let availability = check_interpreter(&config.interpreter);
-        if let Err(reason) = &availability {
-            log::info!("{reason}");
-        }
-        let version = availability.clone().unwrap_or_default();
-        let pool = WorkerPool::new(worker_command(&config), config.pool_size);
-        PythonContextType {
-            spawner: Arc::new(Spawner {
-                config,
-                version,
-                pool,
-            }),
-            availability,
-        }
-    }
-
-    /// Fills the pool of ready workers in the background. Call it on the runtime that
-    /// will serve the instances (their pipes belong to it); does nothing when Python
-    /// is unavailable or there is no runtime.
-    pub fn warm(&self) {
-        if self.availability.is_ok() {
-            self.spawner.pool.refill();
-        }
-    }
-
-    /// How many pooled workers are ready now.
-    pub fn pooled(&self) -> usize {
-        self.spawner.pool.ready()
+        WorkerContextType::with(
+            check_interpreter(&config.interpreter),
+            worker_command(&config),
+            config.pool_size,
+            config.execute_timeout,
+        )
     }
 }
 
@@ -240,7 +203,7 @@ fn unavailable(interpreter: &Path, reason: &str) -> String {
 }
 
 fn check_interpreter(interpreter: &Path) -> Result<String, String> {
-    let output = probe(
+    let output = probe_python(
         interpreter,
         "import sys; print('%d.%d.%d' % sys.version_info[:3])",
     )
@@ -263,487 +226,6 @@ fn check_interpreter(interpreter: &Path) -> Result<String, String> {
         ));
     }
     Ok(version)
-}
-
-impl InstanceType for PythonContextType {
-    fn name(&self) -> &str {
-        "PythonContext"
-    }
-
-    fn available(&self) -> bool {
-        self.availability.is_ok()
-    }
-
-    fn create(&self, _options: Value) -> BoxFuture<'_, Result<Arc<dyn Instance>, HostError>> {
-        // Options are accepted and ignored: PythonContext has none yet.
-        Box::pin(async move {
-            if let Err(reason) = &self.availability {
-                return Err(HostError::Unavailable(reason.clone()));
-            }
-            let context = PythonContext::start(self.spawner.clone()).await?;
-            Ok(Arc::new(context) as Arc<dyn Instance>)
-        })
-    }
-
-    fn shutdown(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.spawner.pool.close())
-    }
-}
-
-/// Starts workers for one type's instances: from the pool when it has one ready.
-struct Spawner {
-    config: PythonConfig,
-    version: String,
-    pool: Arc<WorkerPool>,
-}
-
-impl Spawner {
-    async fn spawn(&self) -> Result<Worker, HostError> {
-        if let Some(worker) = self.pool.take() {
-            return Ok(worker);
-        }
-        self.pool.spawn_cold().await.map_err(|error| match error {
-            WorkerError::Spawn(reason) => {
-                HostError::Unavailable(unavailable(&self.config.interpreter, &reason.to_string()))
-            }
-            other => HostError::Internal(format!("the Python worker did not start: {other}")),
-        })
-    }
-}
-
-/// Why a worker's namespace was lost, for the warning on the next `execute`.
-#[derive(Debug, Clone, Copy)]
-enum Loss {
-    Died,
-    KilledOnTimeout,
-}
-
-impl Loss {
-    fn warning(self) -> &'static str {
-        match self {
-            Loss::Died => {
-                "the Python worker was restarted after it died; variables from before are lost"
-            }
-            Loss::KilledOnTimeout => {
-                "the Python worker was restarted after it was killed on a timeout; variables from before are lost"
-            }
-        }
-    }
-}
-
-/// What one instance's calls share; behind an async lock, so calls run one at a time.
-struct Session {
-    worker: Option<Arc<Worker>>,
-    /// Set when the worker was lost; reported by the next `execute`.
-    lost: Option<Loss>,
-}
-
-/// An instance of `PythonContext`: a persistent namespace in a worker process.
-pub struct PythonContext {
-    spawner: Arc<Spawner>,
-    session: tokio::sync::Mutex<Session>,
-    /// The current worker, reachable without waiting for a running call (for
-    /// `interrupt`, `state` and `destroy`). Never held across an await.
-    current: StdMutex<Option<Arc<Worker>>>,
-    destroyed: AtomicBool,
-    /// The cgroup of everything this context's workers start, where the machine
-    /// allows one (see [`crate::cgroup`]).
-    cgroup: Option<ContextCgroup>,
-}
-
-fn lock<T>(mutex: &StdMutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding this lock cannot leave the Option half-written.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// An `execute` result carrying only an error message.
-fn error_result(message: String) -> Value {
-    json!({"messages": [{"type": "error", "message": message}], "value": null})
-}
-
-/// Turns a worker's error reply into a host error: its own failures are internal,
-/// everything else is the caller's argument.
-fn reply_error(error: ReplyError) -> HostError {
-    if error.internal {
-        HostError::Internal(error.message)
-    } else {
-        HostError::BadArgument(error.message)
-    }
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{}", duration.as_secs_f64())
-}
-
-/// The `timeout` of an `execute`, in seconds; `None` when absent or null. One too
-/// large for a `Duration` is no limit in practice.
-fn timeout_arg(arg: &Value) -> Result<Option<Duration>, HostError> {
-    match arg.get("timeout") {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => match value.as_f64() {
-            Some(secs) if secs > 0.0 => Ok(Some(
-                Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX),
-            )),
-            _ => Err(HostError::BadArgument(
-                "`timeout` must be a positive number of seconds".into(),
-            )),
-        },
-    }
-}
-
-/// The `name` argument of `get` and `set`.
-fn name_arg<'a>(arg: &'a Value, method: &str) -> Result<&'a str, HostError> {
-    arg.get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| HostError::BadArgument(format!("{method} needs `name`, a string")))
-}
-
-impl PythonContext {
-    async fn start(spawner: Arc<Spawner>) -> Result<Self, HostError> {
-        let worker = Arc::new(spawner.spawn().await?);
-        let cgroup = cgroup::for_context();
-        if let Some(cgroup) = &cgroup {
-            cgroup.add(worker.pid());
-        }
-        Ok(PythonContext {
-            cgroup,
-            spawner,
-            session: tokio::sync::Mutex::new(Session {
-                worker: Some(worker.clone()),
-                lost: None,
-            }),
-            current: StdMutex::new(Some(worker)),
-            destroyed: AtomicBool::new(false),
-        })
-    }
-
-    /// The session's worker, starting a fresh one if the last was lost or has ended
-    /// since the last call (killed while idle, say by the OOM killer).
-    async fn worker(&self, session: &mut Session) -> Result<Arc<Worker>, HostError> {
-        let gone = || HostError::Unavailable("this PythonContext has been destroyed".into());
-        if self.destroyed.load(Ordering::SeqCst) {
-            return Err(gone());
-        }
-        if let Some(worker) = &session.worker {
-            match worker.exited() {
-                None => return Ok(worker.clone()),
-                Some(report) => {
-                    log::info!("the Python worker {report} while idle; starting a fresh one");
-                    self.lose(session, Loss::Died).await;
-                }
-            }
-        }
-        let worker = Arc::new(self.spawner.spawn().await?);
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.add(worker.pid());
-        }
-        *lock(&self.current) = Some(worker.clone());
-        if self.destroyed.load(Ordering::SeqCst) {
-            // `destroy` ran while the worker started and did not see it.
-            lock(&self.current).take();
-            worker.kill().await;
-            return Err(gone());
-        }
-        session.worker = Some(worker.clone());
-        Ok(worker)
-    }
-
-    /// Calls `method` on the session's worker. A worker found gone before the call
-    /// reached it (it died while idle) is replaced and the call made once more, so
-    /// the call runs; the loss is left in `session.lost` for the next warning.
-    async fn call_worker(
-        &self,
-        session: &mut Session,
-        method: &str,
-        args: &Value,
-        timeout: Option<Duration>,
-        events: Option<EventHandler>,
-    ) -> Result<Result<Answer, WorkerError>, HostError> {
-        let mut retried = false;
-        loop {
-            let worker = self.worker(session).await?;
-            let answer = match worker.submit_with_events(method, args, timeout, events.clone()) {
-                Ok(pending) => pending.await,
-                Err(error) => Err(error),
-            };
-            match answer {
-                Err(WorkerError::Gone(report)) if !retried => {
-                    log::info!(
-                        "the Python worker had {report} before the call; retrying on a fresh one"
-                    );
-                    retried = true;
-                    self.lose(session, Loss::Died).await;
-                }
-                answer => return Ok(answer),
-            }
-        }
-    }
-
-    /// Forgets a worker that failed, making sure it is gone and reaped.
-    async fn lose(&self, session: &mut Session, loss: Loss) {
-        if let Some(worker) = session.worker.take() {
-            {
-                let mut current = lock(&self.current);
-                if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &worker)) {
-                    current.take();
-                }
-            }
-            worker.kill().await;
-        }
-        // What it started in other sessions goes with it.
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.kill();
-        }
-        session.lost = Some(loss);
-    }
-
-    async fn execute(&self, arg: Value) -> Result<Value, HostError> {
-        self.execute_with(arg, None).await
-    }
-
-    /// `execute`, with the worker's live output passed to `events`.
-    async fn execute_with(
-        &self,
-        arg: Value,
-        events: Option<EventHandler>,
-    ) -> Result<Value, HostError> {
-        let (args, timeout) = match arg {
-            Value::String(code) => (json!({ "code": code }), None),
-            Value::Object(_) if arg.get("code").is_some_and(Value::is_string) => {
-                let timeout = timeout_arg(&arg)?;
-                (arg, timeout)
-            }
-            _ => {
-                return Err(HostError::BadArgument(
-                    "execute needs `code`, a string (or the code as a bare JSON string)".into(),
-                ))
-            }
-        };
-        let timeout = timeout.or(self.spawner.config.execute_timeout);
-        let mut session = self.session.lock().await;
-        let answer = self
-            .call_worker(&mut session, "execute", &args, timeout, events)
-            .await?;
-        // An earlier loss (or one found by this call before its code ran) is reported
-        // by the first `execute` that runs on the fresh worker.
-        let earlier = session.lost.take();
-        let mut result = match answer {
-            Ok(Answer {
-                outcome: Ok(mut result),
-                interrupted_on_timeout,
-            }) => {
-                if interrupted_on_timeout {
-                    if let Some(limit) = timeout {
-                        mark_timeout(&mut result, limit);
-                    }
-                }
-                result
-            }
-            Ok(Answer {
-                outcome: Err(error),
-                ..
-            }) => {
-                session.lost = earlier;
-                return Err(reply_error(error));
-            }
-            Err(error @ WorkerError::ReplyTooLarge { .. }) => error_result(format!(
-                "the Python worker could not return the result: {error}; its variables are kept"
-            )),
-            Err(WorkerError::Unresponsive { .. }) => {
-                self.lose(&mut session, Loss::KilledOnTimeout).await;
-                let limit = timeout.map(seconds).unwrap_or_default();
-                error_result(format!(
-                    "TimeoutError: execution exceeded {limit} s and the Python worker did not stop when interrupted, so it was killed; its variables are lost"
-                ))
-            }
-            Err(_) if self.destroyed.load(Ordering::SeqCst) => {
-                // Deleted while the call ran: that ended the worker, not a fault.
-                return Err(HostError::Unavailable(
-                    "this PythonContext was deleted while the call ran".into(),
-                ));
-            }
-            Err(error) => {
-                self.lose(&mut session, Loss::Died).await;
-                error_result(format!(
-                    "the Python worker died: {error}; its variables are lost"
-                ))
-            }
-        };
-        if let Some(loss) = earlier {
-            prepend_warning(&mut result, loss.warning());
-        }
-        Ok(result)
-    }
-
-    /// `list`, `get` and `set`: a call whose result is the worker's result.
-    async fn plain(&self, method: &str, args: Value) -> Result<Value, HostError> {
-        let mut session = self.session.lock().await;
-        // Packing a value can run user code (`__repr__`), so these calls get the
-        // host's execute timeout too.
-        let timeout = self.spawner.config.execute_timeout;
-        match self
-            .call_worker(&mut session, method, &args, timeout, None)
-            .await?
-        {
-            Ok(Answer { outcome, .. }) => outcome.map_err(reply_error),
-            Err(error @ WorkerError::ReplyTooLarge { .. }) => Err(HostError::Internal(format!(
-                "the Python worker could not return the result of {method}: {error}; its variables are kept"
-            ))),
-            Err(WorkerError::Unresponsive { .. }) => {
-                self.lose(&mut session, Loss::KilledOnTimeout).await;
-                Err(HostError::Internal(format!(
-                    "{method} exceeded the execute timeout and the Python worker did not stop when interrupted, so it was killed; its variables are lost"
-                )))
-            }
-            Err(_) if self.destroyed.load(Ordering::SeqCst) => {
-                // Deleted while the call ran: that ended the worker, not a fault.
-                Err(HostError::Unavailable(
-                    "this PythonContext was deleted while the call ran".into(),
-                ))
-            }
-            Err(error) => {
-                self.lose(&mut session, Loss::Died).await;
-                Err(HostError::Internal(format!(
-                    "the Python worker died: {error}; its variables are lost"
-                )))
-            }
-        }
-    }
-
-    async fn restart(&self) -> Result<Value, HostError> {
-        // Kill first, then queue: a call stuck in user code (even in C, where SIGINT
-        // cannot reach it) holds the session, and ending its worker is what frees it.
-        let current = lock(&self.current).take();
-        if let Some(worker) = current {
-            worker.kill().await;
-        }
-        let mut session = self.session.lock().await;
-        if let Some(worker) = session.worker.take() {
-            lock(&self.current).take();
-            worker.kill().await;
-        }
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.kill();
-        }
-        // The caller asked for a fresh namespace, so there is nothing to warn about.
-        session.lost = None;
-        self.worker(&mut session).await?;
-        Ok(Value::Null)
-    }
-
-    fn interrupt(&self) {
-        let worker = lock(&self.current).clone();
-        if let Some(worker) = worker {
-            worker.interrupt();
-        }
-    }
-}
-
-fn prepend_warning(result: &mut Value, warning: &str) {
-    if let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) {
-        messages.insert(0, json!({"type": "warning", "message": warning}));
-    }
-}
-
-/// Rewrites the `KeyboardInterrupt` of an execute interrupted on its timeout.
-fn mark_timeout(result: &mut Value, limit: Duration) {
-    let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for message in messages.iter_mut().rev() {
-        let is_interrupt = message.get("type") == Some(&json!("error"))
-            && message
-                .get("message")
-                .and_then(Value::as_str)
-                .is_some_and(|text| text.starts_with("KeyboardInterrupt"));
-        if is_interrupt {
-            message["message"] = json!(format!(
-                "TimeoutError: execution exceeded {} s and was interrupted",
-                seconds(limit)
-            ));
-            return;
-        }
-    }
-}
-
-impl Instance for PythonContext {
-    fn call<'a>(&'a self, method: &'a str, arg: Value) -> BoxFuture<'a, Result<Value, HostError>> {
-        Box::pin(async move {
-            match method {
-                // The 2018 clients' methods (PROTOCOL.md section 13), cell executes included.
-                _ if crate::legacy::handles(method, &arg) => {
-                    crate::legacy::call(self, method, arg).await
-                }
-                "execute" => self.execute(arg).await,
-                "list" => self.plain("list", json!({})).await,
-                "fetch" => {
-                    let arg = crate::pointer::FetchArg::parse(&arg)?;
-                    self.plain("fetch", arg.to_value()).await
-                }
-                "get" => {
-                    let name = name_arg(&arg, "get")?;
-                    self.plain("get", json!({ "name": name })).await
-                }
-                "set" => {
-                    let name = name_arg(&arg, "set")?;
-                    let Some(value) = arg.get("value") else {
-                        return Err(HostError::BadArgument(
-                            "set needs `value`, a packed value such as {\"type\": \"integer\", \"data\": 1}"
-                                .into(),
-                        ));
-                    };
-                    self.plain("set", json!({ "name": name, "value": value }))
-                        .await
-                }
-                "restart" => self.restart().await,
-                // Never waits for the session: it must reach a running execute.
-                "interrupt" => {
-                    self.interrupt();
-                    Ok(Value::Null)
-                }
-                _ => Err(HostError::UnknownMethod(method.to_string())),
-            }
-        })
-    }
-
-    fn execute_live<'a>(
-        &'a self,
-        arg: Value,
-        sink: EventSink,
-    ) -> BoxFuture<'a, Result<Value, HostError>> {
-        Box::pin(async move {
-            if crate::legacy::handles("execute", &arg) {
-                // A 2018 cell execute: its answer is replayed as events when it ends.
-                return self.call("execute", arg).await;
-            }
-            self.execute_with(arg, Some(output_events(sink))).await
-        })
-    }
-
-    fn state(&self) -> Value {
-        let pid = lock(&self.current).as_ref().map(|worker| worker.pid());
-        let mut state = Map::new();
-        state.insert("pid".into(), json!(pid));
-        state.insert(
-            "interpreter".into(),
-            json!(format!("Python {}", self.spawner.version)),
-        );
-        Value::Object(state)
-    }
-
-    fn destroy(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            self.destroyed.store(true, Ordering::SeqCst);
-            // Not through the session: a running execute must not delay the kill.
-            let worker = lock(&self.current).take();
-            if let Some(worker) = worker {
-                worker.kill().await;
-            }
-            if let Some(cgroup) = &self.cgroup {
-                cgroup.remove().await;
-            }
-        })
-    }
 }
 
 #[cfg(test)]

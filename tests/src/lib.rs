@@ -417,3 +417,33 @@ pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A fresh directory for one test's files (`<tmp>/stencila-test-<name>-<pid>`),
+/// emptied first and removed (best effort) on drop.
+pub struct ScratchDir(pub PathBuf);
+
+impl ScratchDir {
+    pub fn new(name: &str) -> ScratchDir {
+        let path =
+            std::env::temp_dir().join(format!("stencila-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a scratch directory");
+        ScratchDir(path)
+    }
+
+    /// The directory as a string, for command-line arguments.
+    pub fn text(&self) -> String {
+        self.0.to_str().expect("a UTF-8 temporary path").to_string()
+    }
+
+    /// Writes `text` to the file `name` in the directory.
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.0.join(name), text).expect("a file written");
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -3,33 +3,11 @@
 
 use std::io::BufRead;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use stencila_tests::{alive, binary, eventually, send_raw, HostProcess, Request, Response};
-
-/// A scratch directory for one test, removed (best effort) on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("stencila-review-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        Scratch(dir)
-    }
-
-    fn text(&self) -> String {
-        self.0.to_str().expect("utf-8").to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use stencila_tests::{
+    alive, binary, eventually, send_raw, HostProcess, Request, Response, ScratchDir,
+};
 
 /// This process's user id, as the host computes its run directory from it.
 fn uid() -> u32 {
@@ -369,7 +347,7 @@ fn refused_requests_do_not_reset_the_idle_timer() {
 /// starting; now each user has a directory of their own.
 #[test]
 fn another_users_tmp_stencila_cannot_stop_a_host_from_starting() {
-    let scratch = Scratch::new("rundir");
+    let scratch = ScratchDir::new("rundir");
     let shared = scratch.0.join("stencila");
     std::fs::create_dir_all(&shared).expect("a dir");
     let chowned = Command::new("chown")
@@ -397,7 +375,7 @@ fn another_users_tmp_stencila_cannot_stop_a_host_from_starting() {
 
 #[test]
 fn run_files_live_in_xdg_runtime_dir_when_it_is_set() {
-    let scratch = Scratch::new("xdg");
+    let scratch = ScratchDir::new("xdg");
     let runtime = scratch.0.join("runtime");
     std::fs::create_dir_all(&runtime).expect("a dir");
     let runtime_text = runtime.to_str().expect("utf-8").to_string();
@@ -414,7 +392,7 @@ fn run_files_live_in_xdg_runtime_dir_when_it_is_set() {
 /// A run file is stale only when its pid is gone: a live process keeps its files.
 #[test]
 fn a_live_hosts_run_files_are_never_removed_as_stale() {
-    let scratch = Scratch::new("live");
+    let scratch = ScratchDir::new("live");
     let runtime = scratch.0.join("runtime");
     let hosts = runtime.join("stencila").join("hosts");
     std::fs::create_dir_all(&hosts).expect("dirs");
@@ -457,7 +435,7 @@ fn allow_origin_with_a_default_port_matches_the_origin_a_browser_sends() {
 
 #[test]
 fn static_dir_never_serves_dotfiles_or_dot_directories() {
-    let scratch = Scratch::new("dotfiles");
+    let scratch = ScratchDir::new("dotfiles");
     let root = scratch.0.join("www");
     std::fs::create_dir_all(root.join(".git")).expect("dirs");
     std::fs::create_dir_all(root.join("a/.hidden")).expect("dirs");

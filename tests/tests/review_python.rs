@@ -3,10 +3,10 @@
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use stencila_tests::{alive, binary, eventually, HostProcess, Request};
+use stencila_tests::{alive, binary, eventually, HostProcess, Request, ScratchDir};
 
 /// A host with one context and a token.
 struct Session {
@@ -339,36 +339,11 @@ impl Drop for HostIn {
     }
 }
 
-/// A fresh directory for one test, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "stencila-review-python-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("a temp dir");
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.0.join(name), text).expect("a file written");
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Finding 21: modules in the host's directory never replace the worker's own, user
 /// code still imports local modules, and the command line is short.
 #[test]
 fn modules_in_the_hosts_directory_never_shadow_the_workers() {
-    let dir = TempDir::new("shadow");
+    let dir = ScratchDir::new("shadow");
     for module in ["json", "select", "ast", "signal", "threading"] {
         dir.write(&format!("{module}.py"), "raise SystemExit('shadowed')\n");
     }
@@ -396,7 +371,7 @@ fn modules_in_the_hosts_directory_never_shadow_the_workers() {
 /// Finding 22: a `sitecustomize` that prints on stdout does not break worker starts.
 #[test]
 fn a_sitecustomize_that_prints_does_not_break_workers() {
-    let dir = TempDir::new("site");
+    let dir = ScratchDir::new("site");
     dir.write("sitecustomize.py", "print('Welcome to this site!')\n");
     let path = dir.0.to_string_lossy().into_owned();
     let host = HostIn::start(&dir.0, &[("PYTHONPATH", &path)]);

@@ -7,9 +7,8 @@
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use stencila_tests::{eventually, gone, HostProcess};
+use stencila_tests::{eventually, gone, HostProcess, ScratchDir};
 
 /// A host with a token and one `PythonContext`, `pythonContext1`.
 struct Session {
@@ -171,32 +170,11 @@ fn a_worker_killed_while_idle_is_replaced_and_the_code_runs() {
     assert_eq!(messages(&result)[0]["type"], "warning", "{result}");
 }
 
-/// A fresh, private directory for one test's files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "stencila-review-worker-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("a temporary directory");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Finding 22: a `sitecustomize` that prints a banner on stdout (before the worker
 /// has said it is ready) neither makes Python unavailable nor fails context starts.
 #[test]
 fn a_banner_before_the_ready_line_does_not_stop_contexts() {
-    let dir = TempDir::new("banner");
+    let dir = ScratchDir::new("banner");
     std::fs::write(
         dir.0.join("sitecustomize.py"),
         "print('Welcome to the site Python!')\nprint('{\"not\": \"a frame\"}')\n",

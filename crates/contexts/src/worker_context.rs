@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use stencila_host::{BoxFuture, EventSink, HostError, Instance, InstanceType};
+use stencila_host::{BoxFuture, EventSink, ExecuteResult, HostError, Instance, InstanceType, Json};
 
 /// How long a one-off program check ([`probe`]) may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -253,6 +253,13 @@ pub(crate) fn error_result(message: String) -> Value {
     json!({"messages": [{"type": "error", "message": message}], "value": null})
 }
 
+/// The error for a worker result that is not what `method` answers.
+fn malformed(label: &str, method: &str, error: serde_json::Error) -> HostError {
+    HostError::Internal(format!(
+        "the {label} worker's answer to {method} could not be read: {error}"
+    ))
+}
+
 /// Turns a worker's error reply into a host error: its own failures are internal,
 /// everything else is the caller's argument.
 fn reply_error(error: ReplyError) -> HostError {
@@ -438,9 +445,13 @@ impl<L: Language> WorkerContext<L> {
         ))
     }
 
-    /// `execute` (`{code, timeout?, inputs?}` or the code as a bare string).
+    /// `execute` (`{code, timeout?, inputs?}` or the code as a bare string), as one
+    /// tree (for the 2018 methods, which look into the value).
     pub(crate) async fn execute(&self, arg: Value) -> Result<Value, HostError> {
-        self.execute_with(arg, None).await
+        self.execute_with(arg, None)
+            .await?
+            .into_value()
+            .map_err(|error| malformed(L::LABEL, "execute", error))
     }
 
     /// `execute`, with the worker's live output passed to `events`.
@@ -448,7 +459,7 @@ impl<L: Language> WorkerContext<L> {
         &self,
         arg: Value,
         events: Option<EventHandler>,
-    ) -> Result<Value, HostError> {
+    ) -> Result<ExecuteResult, HostError> {
         let label = L::LABEL;
         let (args, timeout) = match arg {
             Value::String(code) => (json!({ "code": code }), None),
@@ -472,16 +483,18 @@ impl<L: Language> WorkerContext<L> {
         let earlier = session.lost.take();
         let mut result = match answer {
             Ok(Answer {
-                outcome: Ok(mut result),
+                outcome: Ok(result),
                 interrupted_on_timeout,
             }) => {
+                // The value stays the worker's text: it goes to the client as it is.
+                let mut result = match result {
+                    Json::Raw(raw) => ExecuteResult::from_text(raw.get())
+                        .map_err(|error| malformed(label, "execute", error))?,
+                    Json::Tree(tree) => ExecuteResult::from_value(tree),
+                };
                 if interrupted_on_timeout {
                     if let Some(limit) = timeout {
-                        if let Some(messages) =
-                            result.get_mut("messages").and_then(Value::as_array_mut)
-                        {
-                            mark_timeout_in(messages, L::INTERRUPTED, limit);
-                        }
+                        mark_timeout_in(&mut result.messages, L::INTERRUPTED, limit);
                     }
                 }
                 result
@@ -493,13 +506,13 @@ impl<L: Language> WorkerContext<L> {
                 session.lost = earlier;
                 return Err(reply_error(error));
             }
-            Err(error @ WorkerError::ReplyTooLarge { .. }) => error_result(format!(
+            Err(error @ WorkerError::ReplyTooLarge { .. }) => ExecuteResult::error(format!(
                 "the {label} worker could not return the result: {error}; its variables are kept"
             )),
             Err(WorkerError::Unresponsive { .. }) => {
                 self.lose(&mut session, Loss::KilledOnTimeout).await;
                 let limit = timeout.map(seconds).unwrap_or_default();
-                error_result(format!(
+                ExecuteResult::error(format!(
                     "TimeoutError: execution exceeded {limit} s and the {label} worker did not stop when interrupted, so it was killed; its variables are lost"
                 ))
             }
@@ -508,13 +521,14 @@ impl<L: Language> WorkerContext<L> {
             }
             Err(error) => {
                 self.lose(&mut session, Loss::Died).await;
-                error_result(format!(
+                ExecuteResult::error(format!(
                     "the {label} worker died: {error}; its variables are lost"
                 ))
             }
         };
         if let Some(loss) = earlier {
-            prepend_warning(&mut result, &loss.warning(label));
+            let warning = json!({"type": "warning", "message": loss.warning(label)});
+            result.messages.insert(0, warning);
         }
         Ok(result)
     }
@@ -531,7 +545,10 @@ impl<L: Language> WorkerContext<L> {
             .call_worker(&mut session, method, &args, timeout, None)
             .await?
         {
-            Ok(Answer { outcome, .. }) => outcome.map_err(reply_error),
+            Ok(Answer { outcome, .. }) => outcome
+                .map_err(reply_error)?
+                .into_value()
+                .map_err(|error| malformed(label, method, error)),
             Err(error @ WorkerError::ReplyTooLarge { .. }) => Err(HostError::Internal(format!(
                 "the {label} worker could not return the result of {method}: {error}; its variables are kept"
             ))),
@@ -626,11 +643,14 @@ impl<L: Language> Instance for WorkerContext<L> {
         &'a self,
         arg: Value,
         sink: EventSink,
-    ) -> BoxFuture<'a, Result<Value, HostError>> {
+    ) -> BoxFuture<'a, Result<ExecuteResult, HostError>> {
         Box::pin(async move {
             if L::legacy(self).is_some() && crate::legacy::handles("execute", &arg) {
                 // A 2018 cell execute: its answer is replayed as events when it ends.
-                return self.call("execute", arg).await;
+                return self
+                    .call("execute", arg)
+                    .await
+                    .map(ExecuteResult::from_value);
             }
             self.execute_with(arg, Some(output_events(sink))).await
         })

@@ -11,10 +11,10 @@
 //! log keeps [`ExecutionLimits::history`] executions per instance, each for
 //! [`ExecutionLimits::retention`] after it ended.
 
-use crate::HostError;
+use crate::{ExecuteResult, HostError, Json};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -110,8 +110,8 @@ pub struct ExecutionEvent {
     /// Its kind, the SSE `event:` name.
     pub kind: &'static str,
     /// Its data: a string for output, a message object, a packed value, or the
-    /// `done` summary `{"status", "events"}`.
-    pub data: Value,
+    /// `done` summary `{"status", "events"}`; a value is passed on as the context sent it.
+    pub data: Json,
 }
 
 /// What changes while an execution runs, behind its lock.
@@ -127,7 +127,7 @@ struct Record {
     /// messages are then the same text and are not added again.
     live: bool,
     interrupt_requested: bool,
-    outcome: Option<Result<Value, HostError>>,
+    outcome: Option<Result<ExecuteResult, HostError>>,
     /// About how many bytes it holds once ended (output, and the result twice: as
     /// events and as the outcome).
     weight: usize,
@@ -203,8 +203,9 @@ impl Execution {
         lock(&self.record).status
     }
 
-    fn push(&self, record: &mut Record, kind: &'static str, data: Value) {
+    fn push(&self, record: &mut Record, kind: &'static str, data: impl Into<Json>) {
         let seq = record.events.len() as u64 + 1;
+        let data = data.into();
         record.events.push(ExecutionEvent { seq, kind, data });
         // Never blocks, and works with no receiver.
         self.changed.send_replace(record.events.len());
@@ -247,7 +248,7 @@ impl Execution {
 
     /// Ends the execution with the instance's outcome: its messages and value become
     /// events, then `done`.
-    pub(crate) fn finish(&self, outcome: Result<Value, HostError>) {
+    pub(crate) fn finish(&self, outcome: Result<ExecuteResult, HostError>) {
         let mut record = lock(&self.record);
         if record.status != ExecutionStatus::Running {
             return;
@@ -255,8 +256,7 @@ impl Execution {
         let mut failed = false;
         match &outcome {
             Ok(result) => {
-                let messages = result.get("messages").and_then(Value::as_array);
-                for message in messages.into_iter().flatten() {
+                for message in &result.messages {
                     let kind = message.get("type").and_then(Value::as_str);
                     let stream = match kind {
                         Some("stdout") => Some(OutputStream::Stdout),
@@ -276,9 +276,9 @@ impl Execution {
                         }
                     }
                 }
-                match result.get("value") {
-                    None | Some(Value::Null) => {}
-                    Some(value) => self.push(&mut record, "value", value.clone()),
+                if !result.value.is_null() {
+                    // Shares the value's text, when it is text.
+                    self.push(&mut record, "value", result.value.clone());
                 }
             }
             Err(error) => {
@@ -296,7 +296,14 @@ impl Execution {
         };
         record.ended_ms = Some(now_ms());
         let result_bytes = match &outcome {
-            Ok(result) => result.to_string().len(),
+            Ok(result) => {
+                result.value.text_len()
+                    + result
+                        .messages
+                        .iter()
+                        .map(|message| message.to_string().len())
+                        .sum::<usize>()
+            }
             Err(error) => error.to_string().len(),
         };
         record.weight = record.output_bytes + 2 * result_bytes;
@@ -306,7 +313,7 @@ impl Execution {
     }
 
     /// Waits for the execution to end and returns its outcome (the same for every waiter).
-    pub async fn outcome(&self) -> Result<Value, HostError> {
+    pub async fn outcome(&self) -> Result<ExecuteResult, HostError> {
         let mut changed = self.changed.subscribe();
         loop {
             if let Some(outcome) = &lock(&self.record).outcome {
@@ -321,30 +328,24 @@ impl Execution {
 
     /// `{"id", "status", "started", "ended", "messages", "value"}`: while running, the
     /// messages are the output so far.
-    pub fn summary(&self) -> Value {
+    pub fn summary(&self) -> Summary {
         let record = lock(&self.record);
         let (messages, value) = match &record.outcome {
-            Some(Ok(result)) => (
-                result.get("messages").cloned().unwrap_or_else(|| json!([])),
-                result.get("value").cloned().unwrap_or(Value::Null),
-            ),
+            Some(Ok(result)) => (result.messages.clone(), result.value.clone()),
             Some(Err(error)) => (
-                json!([{"type": "error", "message": error.to_string()}]),
-                Value::Null,
+                vec![json!({"type": "error", "message": error.to_string()})],
+                Json::NULL,
             ),
-            None => (Value::Array(messages_so_far(&record.events)), Value::Null),
+            None => (messages_so_far(&record.events), Json::NULL),
         };
-        let mut summary = Map::new();
-        summary.insert("id".into(), json!(self.id));
-        summary.insert("status".into(), json!(record.status.as_str()));
-        summary.insert("started".into(), seconds(self.started_ms));
-        summary.insert(
-            "ended".into(),
-            record.ended_ms.map(seconds).unwrap_or(Value::Null),
-        );
-        summary.insert("messages".into(), messages);
-        summary.insert("value".into(), value);
-        Value::Object(summary)
+        Summary {
+            ended: record.ended_ms.map(seconds).unwrap_or(Value::Null),
+            id: self.id.clone(),
+            messages,
+            started: seconds(self.started_ms),
+            status: record.status.as_str(),
+            value,
+        }
     }
 
     /// A reader of the events after `after` (0 for all): see [`EventCursor`].
@@ -368,21 +369,33 @@ impl Execution {
     }
 }
 
+/// `GET /<name>/executions/<id>`: `{"ended", "id", "messages", "started", "status",
+/// "value"}` (fields in that order, as every JSON object the host writes is sorted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Summary {
+    pub ended: Value,
+    pub id: String,
+    pub messages: Vec<Value>,
+    pub started: Value,
+    pub status: &'static str,
+    pub value: Json,
+}
+
 /// The output and messages among `events`, as execute messages (consecutive output of
 /// one stream joined).
 fn messages_so_far(events: &[ExecutionEvent]) -> Vec<Value> {
     let mut messages: Vec<Value> = Vec::new();
     for event in events {
         match (event.kind, &event.data) {
-            (kind @ ("stdout" | "stderr"), Value::String(text)) => {
+            (kind @ ("stdout" | "stderr"), Json::Tree(Value::String(text))) => {
                 let last = messages.last_mut().filter(|m| m["type"] == kind);
                 match last.and_then(|m| m.get_mut("message")) {
                     Some(Value::String(joined)) => joined.push_str(text),
                     _ => messages.push(json!({"type": kind, "message": text})),
                 }
             }
-            ("message", message) => messages.push(message.clone()),
-            ("truncated", data) => {
+            ("message", Json::Tree(message)) => messages.push(message.clone()),
+            ("truncated", Json::Tree(data)) => {
                 messages.push(json!({"type": "warning", "message": data["message"]}))
             }
             _ => {}
@@ -563,7 +576,7 @@ impl ExecutionLog {
 /// when it ends. Without a runtime nothing could own the task: the execution fails.
 pub(crate) fn spawn<F, G>(execution: Arc<Execution>, run: F, guard: G)
 where
-    F: FnOnce(EventSink) -> crate::BoxFuture<'static, Result<Value, HostError>>,
+    F: FnOnce(EventSink) -> crate::BoxFuture<'static, Result<ExecuteResult, HostError>>,
     G: Send + 'static,
 {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -607,7 +620,7 @@ mod tests {
         lock(&execution.record)
             .events
             .iter()
-            .map(|e| (e.kind, e.data.clone()))
+            .map(|e| (e.kind, e.data.to_value().expect("JSON")))
             .collect()
     }
 
@@ -632,10 +645,10 @@ mod tests {
     fn live_output_is_not_repeated_from_the_result_and_done_counts_the_events() {
         let execution = Execution::new("a".into(), 100);
         execution.output(OutputStream::Stdout, "0\n");
-        execution.finish(Ok(json!({
+        execution.finish(Ok(ExecuteResult::from_value(json!({
             "messages": [{"type": "stdout", "message": "0\n"}, {"type": "warning", "message": "w"}],
             "value": {"type": "integer", "data": 1}
-        })));
+        }))));
         let events = text_events(&execution);
         assert_eq!(
             events,
@@ -651,10 +664,10 @@ mod tests {
     #[test]
     fn a_result_without_live_output_is_replayed_as_events() {
         let execution = Execution::new("a".into(), 100);
-        execution.finish(Ok(json!({
+        execution.finish(Ok(ExecuteResult::from_value(json!({
             "messages": [{"type": "stderr", "message": "e"}, {"type": "error", "message": "bad"}],
             "value": null
-        })));
+        }))));
         let events = text_events(&execution);
         assert_eq!(events[0], ("stderr", json!("e")));
         assert_eq!(
@@ -685,7 +698,9 @@ mod tests {
         let (execution, fresh) = log.find_or_start("a".into());
         assert!(fresh);
         log.interrupt_running();
-        execution.finish(Ok(json!({"messages": [], "value": null})));
+        execution.finish(Ok(ExecuteResult::from_value(
+            json!({"messages": [], "value": null}),
+        )));
         assert_eq!(execution.status(), ExecutionStatus::Interrupted);
         let (again, fresh) = log.find_or_start("a".into());
         assert!(!fresh);
@@ -701,19 +716,25 @@ mod tests {
         let (first, _) = log.find_or_start("1".into());
         for id in ["2", "3"] {
             let (execution, _) = log.find_or_start(id.into());
-            execution.finish(Ok(json!({"messages": [], "value": null})));
+            execution.finish(Ok(ExecuteResult::from_value(
+                json!({"messages": [], "value": null}),
+            )));
         }
         // "1" still runs, so the oldest ended one ("2") went.
         assert!(log.find("1").is_some());
         assert!(log.find("2").is_none());
         assert!(log.find("3").is_some());
-        first.finish(Ok(json!({"messages": [], "value": null})));
+        first.finish(Ok(ExecuteResult::from_value(
+            json!({"messages": [], "value": null}),
+        )));
         let expired = ExecutionLog::new(ExecutionLimits {
             retention: Duration::ZERO,
             ..ExecutionLimits::default()
         });
         let (execution, _) = expired.find_or_start("x".into());
-        execution.finish(Ok(json!({"messages": [], "value": null})));
+        execution.finish(Ok(ExecuteResult::from_value(
+            json!({"messages": [], "value": null}),
+        )));
         std::thread::sleep(Duration::from_millis(2));
         assert!(expired.find("x").is_none());
     }
@@ -727,7 +748,7 @@ mod tests {
         let big = json!({"messages": [], "value": {"type": "string", "data": "x".repeat(400)}});
         for id in ["1", "2", "3"] {
             let (execution, _) = log.find_or_start(id.into());
-            execution.finish(Ok(big.clone()));
+            execution.finish(Ok(ExecuteResult::from_value(big.clone())));
         }
         assert!(log.find("1").is_none());
         assert!(log.find("2").is_none());
@@ -761,12 +782,11 @@ mod tests {
                 }
             });
             tokio::task::yield_now().await;
-            execution.finish(Ok(json!({"messages": [], "value": null})));
+            execution.finish(Ok(ExecuteResult::from_value(
+                json!({"messages": [], "value": null}),
+            )));
             assert_eq!(waiting.await.expect("ok"), vec!["done"]);
-            assert_eq!(
-                execution.outcome().await,
-                Ok(json!({"messages": [], "value": null}))
-            );
+            assert_eq!(execution.outcome().await, Ok(ExecuteResult::default()));
         });
     }
 }

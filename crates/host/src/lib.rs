@@ -46,14 +46,16 @@
 
 mod error;
 mod executions;
+mod json;
 mod pointers;
 mod registry;
 
 pub use error::HostError;
 pub use executions::{
     EventCursor, EventSink, Execution, ExecutionEvent, ExecutionLimits, ExecutionStatus,
-    OutputStream,
+    OutputStream, Summary,
 };
+pub use json::{present, ExecuteResult, Json};
 pub use registry::{Executed, Host, HostLimits};
 
 use serde_json::Value;
@@ -106,14 +108,20 @@ pub trait Instance: Send + Sync {
     /// Runs `execute` with `arg` as [`Instance::call`] does, reporting printed output
     /// to `sink` as it is produced. The host calls this for every `execute`, in a task
     /// of its own (PROTOCOL.md section 10). The default reports nothing live: the
-    /// output in the result's messages is then replayed when it ends.
+    /// output in the result's messages is then replayed when it ends. A context that
+    /// has its result as JSON text answers with the value kept as text
+    /// ([`ExecuteResult::from_text`]): the host passes it on without parsing it.
     fn execute_live<'a>(
         &'a self,
         arg: Value,
         sink: EventSink,
-    ) -> BoxFuture<'a, Result<Value, HostError>> {
+    ) -> BoxFuture<'a, Result<ExecuteResult, HostError>> {
         drop(sink);
-        self.call("execute", arg)
+        Box::pin(async move {
+            self.call("execute", arg)
+                .await
+                .map(ExecuteResult::from_value)
+        })
     }
 
     /// The instance's own public state, merged into `GET /<name>`.

@@ -10,7 +10,7 @@
 //! never through the client. A pointer that cannot be resolved (its instance is gone,
 //! its name is not there) is an error message in the result, not a failure of the call.
 
-use crate::{Host, HostError};
+use crate::{ExecuteResult, Host, HostError, Json};
 use serde_json::{json, Map, Value};
 
 /// Rows asked for in each `fetch` while resolving a pointer: large pages keep the
@@ -142,6 +142,18 @@ fn rows_of(columns: &[Value]) -> usize {
         .and_then(|column| column.get("values"))
         .and_then(Value::as_array)
         .map_or(0, Vec::len)
+}
+
+/// Adds `"instance": <instance>` to an `execute` result's value when it is a pointer.
+/// A value kept as text is parsed only when it is one (pointers are small).
+pub(crate) fn label_result(instance: &str, result: &mut ExecuteResult) {
+    if result.value.packed_type().as_deref() != Some("pointer") {
+        return;
+    }
+    if let Ok(mut value) = result.value.to_value() {
+        label_at(instance, &mut value, 0);
+        result.value = Json::Tree(value);
+    }
 }
 
 /// Adds `"instance": <instance>` to the pointers in a call's result (the result

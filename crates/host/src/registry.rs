@@ -1,7 +1,7 @@
 //! The `Host`: registered types, live instances and their names, dispatch, the manifest.
 
 use crate::executions::{self, Execution, ExecutionLimits, ExecutionLog};
-use crate::{HostError, Instance, InstanceType};
+use crate::{ExecuteResult, HostError, Instance, InstanceType};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -42,7 +42,7 @@ pub struct Executed {
     /// The execution id, chosen by the client or made by the host.
     pub id: String,
     /// The result, the same for every request with this id.
-    pub result: Result<Value, HostError>,
+    pub result: Result<ExecuteResult, HostError>,
     /// True for the request that started the execution, false for a repeat by id.
     pub started: bool,
 }
@@ -353,8 +353,8 @@ impl Host {
                                 move |sink| {
                                     Box::pin(async move {
                                         let mut result = instance.execute_live(arg, sink).await;
-                                        if let Ok(value) = &mut result {
-                                            crate::pointers::label(&name, value);
+                                        if let Ok(result) = &mut result {
+                                            crate::pointers::label_result(&name, result);
                                         }
                                         result
                                     })
@@ -363,7 +363,7 @@ impl Host {
                             );
                         }
                         // An input that could not be fetched: the execution ends at once.
-                        Err(answer) => execution.finish(answer),
+                        Err(answer) => execution.finish(answer.map(ExecuteResult::from_value)),
                     }
                 }
                 (execution, fresh)

@@ -420,10 +420,19 @@ fn session_cookie(token: &SessionToken, same_site: CookieSameSite) -> String {
     )
 }
 
-fn json_response(value: &Value) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(value.to_string())
+/// A 200 with `value` as JSON. A value a context sent as text is copied into the body
+/// as it is (see `stencila_host::Json`).
+fn json_response(value: &impl serde::Serialize) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        // Only a map with keys that are not strings fails, and the host makes none.
+        Err(error) => {
+            HttpError::Internal(format!("the answer could not be written as JSON: {error}"))
+                .response(true)
+        }
+    }
 }
 
 /// Reads the body as JSON: empty means `{}`; over the limit is a 413; not JSON is a 400.
@@ -631,7 +640,9 @@ async fn dispatch(
             {
                 let deleted = host.get(&name).is_err();
                 let seconds = started.elapsed().as_secs_f64();
-                state.metrics.execute(&type_name, seconds, result, deleted);
+                state
+                    .metrics
+                    .execute(&type_name, seconds, &result.messages, deleted);
             }
             let mut response = match executed.result {
                 Ok(result) => json_response(&result),
@@ -650,7 +661,10 @@ async fn dispatch(
             let deleted = host.get(&name).is_err();
             if let Some(type_name) = type_name {
                 let seconds = started.elapsed().as_secs_f64();
-                state.metrics.execute(&type_name, seconds, &result, deleted);
+                let messages = result["messages"].as_array().map_or(&[][..], Vec::as_slice);
+                state
+                    .metrics
+                    .execute(&type_name, seconds, messages, deleted);
             }
             json_response(&result)
         }

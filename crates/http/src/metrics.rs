@@ -183,12 +183,12 @@ impl Metrics {
     /// Records an `execute` call on an instance of `type_name`: its duration, and
     /// from its messages whether the worker was lost during it or replaced before it.
     /// A worker ended because its instance was `deleted` during the call is no crash.
-    pub fn execute(&self, type_name: &str, seconds: f64, result: &Value, deleted: bool) {
+    pub fn execute(&self, type_name: &str, seconds: f64, messages: &[Value], deleted: bool) {
         let labels = TypeLabels {
             r#type: type_name.to_string(),
         };
         self.execute.get_or_create(&labels).observe(seconds);
-        let (crashed, restarted) = worker_events(result);
+        let (crashed, restarted) = worker_events(messages);
         if crashed && !deleted {
             self.crashes.get_or_create(&labels).inc();
         }
@@ -298,13 +298,9 @@ pub fn route_label(route: &Result<Route, NoRoute>) -> &'static str {
 /// message about the worker dying or being killed) and whether a fresh worker replaced
 /// a lost one before it (the warning that variables were lost). These are the
 /// contexts' own words (PROTOCOL.md section 6); the contexts keep no counters.
-fn worker_events(result: &Value) -> (bool, bool) {
+fn worker_events(messages: &[Value]) -> (bool, bool) {
     let mut crashed = false;
     let mut restarted = false;
-    let messages = result["messages"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
     for message in messages {
         let text = message["message"].as_str().unwrap_or_default();
         match message["type"].as_str() {
@@ -333,13 +329,18 @@ mod tests {
 
     #[test]
     fn worker_events_read_the_contexts_messages() {
-        let died = json!({"messages": [{"type": "error", "message": "the Python worker died: exit 1; its variables are lost"}]});
+        let died = [
+            json!({"type": "error", "message": "the Python worker died: exit 1; its variables are lost"}),
+        ];
         assert_eq!(worker_events(&died), (true, false));
-        let restarted = json!({"messages": [{"type": "warning", "message": "the Python worker was restarted after it died; variables from before are lost"}]});
+        let restarted = [
+            json!({"type": "warning", "message": "the Python worker was restarted after it died; variables from before are lost"}),
+        ];
         assert_eq!(worker_events(&restarted), (false, true));
-        let user_error = json!({"messages": [{"type": "error", "message": "NameError: name 'x' is not defined"}]});
+        let user_error =
+            [json!({"type": "error", "message": "NameError: name 'x' is not defined"})];
         assert_eq!(worker_events(&user_error), (false, false));
-        assert_eq!(worker_events(&json!(null)), (false, false));
+        assert_eq!(worker_events(&[]), (false, false));
     }
 
     #[test]
@@ -349,9 +350,8 @@ mod tests {
         let metrics = Metrics::new(pools);
         metrics.request("manifest", 200);
         metrics.refused(Refusal::Invalid);
-        metrics.execute("PythonContext", 0.02, &json!({"messages": []}), false);
-        let died =
-            json!({"messages": [{"type": "error", "message": "the Python worker died: killed"}]});
+        metrics.execute("PythonContext", 0.02, &[], false);
+        let died = [json!({"type": "error", "message": "the Python worker died: killed"})];
         metrics.execute("PythonContext", 0.02, &died, true);
         let page = metrics.render(&Host::new());
         for line in [

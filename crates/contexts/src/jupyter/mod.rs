@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
-use stencila_host::{BoxFuture, EventSink, HostError, Instance, InstanceType};
+use stencila_host::{BoxFuture, EventSink, ExecuteResult, HostError, Instance, InstanceType};
 
 /// How long a look for installed kernels is reused by the manifest.
 const SCAN_REUSE: Duration = Duration::from_secs(2);
@@ -636,13 +636,15 @@ impl Instance for JupyterContext {
         &'a self,
         arg: Value,
         sink: EventSink,
-    ) -> BoxFuture<'a, Result<Value, HostError>> {
+    ) -> BoxFuture<'a, Result<ExecuteResult, HostError>> {
         Box::pin(async move {
-            if crate::legacy::handles("execute", &arg) {
+            let result = if crate::legacy::handles("execute", &arg) {
                 // A 2018 cell execute: its answer is replayed as events when it ends.
-                return self.call("execute", arg).await;
-            }
-            self.execute_with(arg, Some(sink)).await
+                self.call("execute", arg).await
+            } else {
+                self.execute_with(arg, Some(sink)).await
+            };
+            result.map(ExecuteResult::from_value)
         })
     }
 

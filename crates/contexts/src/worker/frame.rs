@@ -1,7 +1,11 @@
 //! The frames a worker sends, one JSON object per line: the ready line, events (live
 //! output of a call still running) and replies.
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::sync::Arc;
+use stencila_host::{present, Json};
 
 /// A worker's error reply to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,41 +33,67 @@ pub enum Frame {
     Reply {
         /// The request id it answers.
         id: u64,
-        /// The result, or the worker's error.
-        outcome: Result<Value, ReplyError>,
+        /// The result, as the text the worker sent (scanned, not parsed: a big value
+        /// is passed on as it is), or the worker's error.
+        outcome: Result<Json, ReplyError>,
     },
+}
+
+/// A frame's fields: the result and the event are borrowed from the line, unparsed.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(default)]
+    ready: Option<Value>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    event: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Value>,
+    #[serde(default)]
+    internal: Option<Value>,
 }
 
 /// Parses one line (without its newline) from a worker. Never panics; anything
 /// that is not a frame is an `Err` saying why.
 pub fn parse_frame(line: &[u8]) -> Result<Frame, String> {
-    let value: Value =
-        serde_json::from_slice(line).map_err(|error| format!("not JSON: {error}"))?;
-    let Value::Object(mut map) = value else {
-        return Err("not a JSON object".into());
-    };
-    if map.get("ready") == Some(&Value::Bool(true)) {
-        return Ok(Frame::Ready(Value::Object(map)));
+    let text = std::str::from_utf8(line).map_err(|error| format!("not JSON: {error}"))?;
+    // A struct also reads from a JSON array; a frame is an object.
+    if !text.trim_start().starts_with('{') {
+        return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => Err("not a JSON object".into()),
+            Err(error) => Err(format!("not JSON: {error}")),
+        };
     }
-    let id = map
-        .get("id")
+    let wire: Wire = serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
+    if wire.ready == Some(Value::Bool(true)) {
+        let ready = serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
+        return Ok(Frame::Ready(ready));
+    }
+    let id = wire
+        .id
+        .as_ref()
         .and_then(Value::as_u64)
         .ok_or("no numeric `id`")?;
-    if let Some(event) = map.remove("event") {
+    if let Some(event) = wire.event {
+        let event =
+            serde_json::from_str(event.get()).map_err(|error| format!("not JSON: {error}"))?;
         return Ok(Frame::Event { id, event });
     }
-    if let Some(result) = map.remove("result") {
+    if let Some(result) = wire.result {
         return Ok(Frame::Reply {
             id,
-            outcome: Ok(result),
+            outcome: Ok(Json::Raw(Arc::from(result.to_owned()))),
         });
     }
-    match map.remove("error") {
+    match wire.error {
         Some(Value::String(message)) => Ok(Frame::Reply {
             id,
             outcome: Err(ReplyError {
                 message,
-                internal: map.get("internal") == Some(&Value::Bool(true)),
+                internal: wire.internal == Some(Value::Bool(true)),
             }),
         }),
         _ => Err("neither a `result` nor a string `error`".into()),

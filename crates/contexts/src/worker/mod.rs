@@ -235,7 +235,7 @@ pub fn output_events(sink: stencila_host::EventSink) -> EventHandler {
 #[derive(Debug)]
 pub struct Answer {
     /// The worker's result or error reply.
-    pub outcome: Result<Value, ReplyError>,
+    pub outcome: Result<stencila_host::Json, ReplyError>,
     /// True when the call hit its timeout, the worker was interrupted, and then answered.
     pub interrupted_on_timeout: bool,
 }

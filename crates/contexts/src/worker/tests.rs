@@ -98,7 +98,7 @@ async fn ready_then_calls_in_order() {
             .call("echo", &json!({"n": n}), None)
             .await
             .expect("answer");
-        assert_eq!(answer.outcome, Ok(json!({"n": n})));
+        assert_eq!(answer.outcome, Ok(json!({"n": n}).into()));
         assert!(!answer.interrupted_on_timeout);
     }
     let answer = worker.call("fail", &json!({}), None).await.expect("answer");
@@ -124,7 +124,7 @@ async fn events_reach_their_call_in_order_before_its_answer() {
         .expect("submitted")
         .await
         .expect("an answer");
-    assert_eq!(answer.outcome, Ok(json!("done")));
+    assert_eq!(answer.outcome, Ok(json!("done").into()));
     // The event for the stale id was skipped; the rest came in order.
     assert_eq!(
         *seen.lock().expect("ok"),
@@ -135,7 +135,7 @@ async fn events_reach_their_call_in_order_before_its_answer() {
         .call("events", &json!(2), None)
         .await
         .expect("an answer");
-    assert_eq!(plain.outcome, Ok(json!("done")));
+    assert_eq!(plain.outcome, Ok(json!("done").into()));
 }
 
 #[tokio::test]
@@ -145,9 +145,9 @@ async fn stale_replies_are_skipped() {
         .call("stale-then-echo", &json!(5), None)
         .await
         .expect("answer");
-    assert_eq!(answer.outcome, Ok(json!(5)));
+    assert_eq!(answer.outcome, Ok(json!(5).into()));
     let answer = worker.call("echo", &json!(6), None).await.expect("answer");
-    assert_eq!(answer.outcome, Ok(json!(6)));
+    assert_eq!(answer.outcome, Ok(json!(6).into()));
 }
 
 #[tokio::test]
@@ -181,11 +181,11 @@ async fn a_timeout_interrupts_then_kills() {
         .call("sleep", &json!(30), Some(Duration::from_millis(200)))
         .await
         .expect("answer after the interrupt");
-    assert_eq!(answer.outcome, Ok(json!("interrupted")));
+    assert_eq!(answer.outcome, Ok(json!("interrupted").into()));
     assert!(answer.interrupted_on_timeout);
     // Still alive and in step.
     let answer = worker.call("echo", &json!(1), None).await.expect("answer");
-    assert_eq!(answer.outcome, Ok(json!(1)));
+    assert_eq!(answer.outcome, Ok(json!(1).into()));
 
     let error = worker
         .call("stubborn", &json!(30), Some(Duration::from_millis(100)))
@@ -211,7 +211,7 @@ async fn interrupt_does_not_wait_for_the_call() {
         .expect("answered soon")
         .expect("joined")
         .expect("answer");
-    assert_eq!(answer.outcome, Ok(json!("interrupted")));
+    assert_eq!(answer.outcome, Ok(json!("interrupted").into()));
 }
 
 #[tokio::test]
@@ -313,7 +313,7 @@ async fn an_abandoned_call_keeps_its_timeout() {
     .await
     .expect("the next call is answered once the abandoned one timed out")
     .expect("an answer");
-    assert_eq!(answer.outcome, Ok(json!("next")));
+    assert_eq!(answer.outcome, Ok(json!("next").into()));
     assert!(!answer.interrupted_on_timeout);
 }
 
@@ -338,7 +338,7 @@ async fn an_abandoned_large_reply_never_blocks_a_large_request() {
     .await
     .expect("no deadlock")
     .expect("an answer");
-    assert_eq!(answer.outcome, Ok(json!(large)));
+    assert_eq!(answer.outcome, Ok(json!(large).into()));
 }
 
 /// Calls can be submitted now and awaited later (or never); they run in the order
@@ -356,9 +356,9 @@ async fn submitted_calls_run_in_order_and_are_awaited_separately() {
     assert!(first.id() < dropped.id() && dropped.id() < third.id());
     drop(dropped);
     let third = third.await.expect("an answer");
-    assert_eq!(third.outcome, Ok(json!(3)));
+    assert_eq!(third.outcome, Ok(json!(3).into()));
     let first = first.await.expect("an answer");
-    assert_eq!(first.outcome, Ok(json!("slept")));
+    assert_eq!(first.outcome, Ok(json!("slept").into()));
 }
 
 /// Finding 15: a reply over the line limit is discarded as it streams in, its call
@@ -372,7 +372,7 @@ async fn an_oversized_reply_is_an_error_and_the_worker_lives_on() {
         .call("big", &json!({"delay": 0, "size": limit - 100}), None)
         .await
         .expect("a reply under the limit");
-    assert_eq!(answer.outcome, Ok(json!("x".repeat(limit - 100))));
+    assert_eq!(answer.outcome, Ok(json!("x".repeat(limit - 100)).into()));
 
     let error = worker
         .call("big", &json!({"delay": 0, "size": 3 * limit}), None)
@@ -389,7 +389,7 @@ async fn an_oversized_reply_is_an_error_and_the_worker_lives_on() {
     );
     assert_eq!(worker.exited(), None);
     let answer = worker.call("echo", &json!(5), None).await.expect("in step");
-    assert_eq!(answer.outcome, Ok(json!(5)));
+    assert_eq!(answer.outcome, Ok(json!(5).into()));
     assert_eq!(worker.pid(), pid);
 }
 
@@ -479,7 +479,13 @@ async fn a_reaped_leader_never_signals_its_group_id_again() {
 async fn what_a_worker_started_ends_with_it() {
     let worker = start().await;
     let answer = worker.call("child", &json!({}), None).await.expect("a pid");
-    let child = answer.outcome.expect("a pid").as_u64().expect("a number") as u32;
+    let child = answer
+        .outcome
+        .expect("a pid")
+        .to_value()
+        .expect("JSON")
+        .as_u64()
+        .expect("a number") as u32;
     let error = worker
         .call("exit", &json!(0), None)
         .await
@@ -513,7 +519,7 @@ async fn lines_before_the_ready_line_are_skipped() {
     let worker = start_limited(1000, &["banner-start"]).await;
     assert_eq!(worker.ready()["ready"], json!(true));
     let answer = worker.call("echo", &json!(1), None).await.expect("answer");
-    assert_eq!(answer.outcome, Ok(json!(1)));
+    assert_eq!(answer.outcome, Ok(json!(1).into()));
 }
 
 /// A worker outlives the runtime that started it only as a process to kill: killing
@@ -554,7 +560,7 @@ fn frames_parse() {
         parse_frame(br#"{"id": 3, "result": null}"#),
         Ok(Frame::Reply {
             id: 3,
-            outcome: Ok(Value::Null)
+            outcome: Ok(Value::Null.into())
         })
     );
     assert_eq!(
@@ -596,6 +602,6 @@ proptest! {
     #[test]
     fn replies_round_trip(id in any::<u64>(), text in ".*") {
         let line = serde_json::to_vec(&json!({"id": id, "result": text})).expect("encodes");
-        prop_assert_eq!(parse_frame(&line), Ok(Frame::Reply { id, outcome: Ok(json!(text)) }));
+        prop_assert_eq!(parse_frame(&line), Ok(Frame::Reply { id, outcome: Ok(json!(text).into()) }));
     }
 }

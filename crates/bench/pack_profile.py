@@ -77,9 +77,13 @@ def frame(numpy, pandas, rows):
 
 
 def reply(worker, value):
+    """The reply's bytes as the worker sends them: one buffer (before issue 9) or the
+    buffers written one after another (`encode_buffers`)."""
     packed = worker["pack_or_pointer"](value)
     frame = {"id": 1, "result": {"messages": [], "value": packed}}
-    return worker["encode"](frame)
+    if "encode_buffers" in worker:
+        return worker["encode_buffers"](frame)
+    return [worker["encode"](frame)]
 
 
 def main():
@@ -96,7 +100,7 @@ def main():
             data = reply(worker, value)
             elapsed = time.perf_counter() - start
             best = elapsed if best is None else min(best, elapsed)
-        print("%-32s %10.1f %12d" % (name, best * 1000, len(data)))
+        print("%-32s %10.1f %12d" % (name, best * 1000, sum(memoryview(part).nbytes for part in data)))
         if profile:
             profiler = cProfile.Profile()
             profiler.enable()

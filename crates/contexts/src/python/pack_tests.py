@@ -1,0 +1,237 @@
+"""Differential tests of the worker's fast packing (issue 9), run by python/tests.rs
+after the worker script (less its `main()`): for a broad corpus of values, the reply
+with the fast paths on (FAST_MIN = 0, tiny chunks, every string a Fragment) must be
+byte for byte the reply with them off (FAST_MIN = None: the walk item by item, as
+before the fast paths), and charge the same budget. numpy and pandas cases are
+skipped, with a note on stdout, where those are not installed. Prints "ok <count>"."""
+
+import enum
+
+CHECKED = [0]
+
+
+def reply_bytes(value):
+    frame = {"id": 7, "result": {"messages": [{"type": "stdout", "message": "hi"}], "value": pack_or_pointer(value)}}
+    joined = b"".join(bytes(buffer) for buffer in encode_buffers(frame))
+    text = _dumps(frame)
+    assert joined == text.encode("utf-8", "replace"), "encode_buffers and _dumps differ"
+    return joined
+
+
+def charged_by(value):
+    """The budget `pack` charges for the value (TooBig must come at the same size)."""
+    global MAX_REPLY
+    saved = MAX_REPLY
+    MAX_REPLY = 1 << 60
+    try:
+        pack(value)
+        return (1 << 60) - BUDGET[0]
+    except TooBig:
+        return "TooBig"
+    finally:
+        MAX_REPLY = saved
+
+
+def packed_with(value, fast):
+    global FAST_MIN, FAST_CHUNK, FAST_STRING
+    saved = FAST_MIN, FAST_CHUNK, FAST_STRING
+    if fast:
+        FAST_MIN, FAST_CHUNK, FAST_STRING = 0, 3, 0
+    else:
+        FAST_MIN = None
+    try:
+        return reply_bytes(value), charged_by(value)
+    finally:
+        FAST_MIN, FAST_CHUNK, FAST_STRING = saved
+
+
+def check(name, value):
+    slow = packed_with(value, False)
+    fast = packed_with(value, True)
+    assert fast[0] == slow[0], "%s: the fast reply differs\n fast: %r\n slow: %r" % (name, fast[0][:2000], slow[0][:2000])
+    assert fast[1] == slow[1], "%s: the fast path charges %r, the walk %r" % (name, fast[1], slow[1])
+    CHECKED[0] += 1
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+    GREEN = 2
+
+
+class Shout(str):
+    def __str__(self):
+        return self.upper()
+
+
+class Halved(float):
+    def __float__(self):
+        return 0.5
+
+
+class Big(int):
+    def __int__(self):
+        return 99
+
+
+def plain_cases():
+    nan, inf = float("nan"), float("inf")
+    safe = (1 << 53) - 1
+    floats = [0.0, -0.0, 1.5, -2.25, 1e308, 5e-324, 1e16, 1e-7, 0.1 + 0.2, 123456789.123, 1 / 3]
+    texts = ["", "a", "é", "日本", "\ud800", "\x00", '"', "\\", "\n", "\t", "\x7f", "\u2028", "emoji \U0001F600", "NaN", "Infinity", "null"]
+    cases = {
+        "empty list": [],
+        "empty tuple": (),
+        "one int": [1],
+        "ints": [3, -1, 0, 2, 7],
+        "ints tuple": (1, 2, 3, 4),
+        "bools": [True, False, True],
+        "int then bool": [1, True],
+        "bool then int": [True, 1, 0, False],
+        "int and float": [1, 2.0, 3],
+        "nones": [None, None],
+        "ints and None": [1, None, 3, None],
+        "floats and None": [1.5, None, nan],
+        "strs and None": ["a", None, "b"],
+        "bools and None": [None, True, False],
+        "floats": floats,
+        "non-finite": [nan, inf, -inf, 1.0, -inf, nan],
+        "only NaN": [nan, nan, nan],
+        "safe edges": [safe, -safe, 0],
+        "2**53": [1 << 53, 1],
+        "-2**53": [1, -(1 << 53)],
+        "2**53+1": [(1 << 53) + 1],
+        "2**100": [1 << 100, 2, 3],
+        "huge int": [10 ** 5000],
+        "IntEnum": [Colour.RED, Colour.GREEN, Colour.RED],
+        "IntEnum and int": [1, Colour.GREEN, 3],
+        "str subclass": [Shout("quiet"), "plain", Shout("x")],
+        "float subclass": [Halved(2.0), 1.0, 3.0],
+        "int subclass": [Big(5), 1, 2],
+        "texts": texts,
+        "texts and None": texts + [None],
+        "nested": [[1, 2], [3, 4], [5.5, nan], ["a", "b"], []],
+        "same list twice": [[1, 2, 3]] * 3,
+        "set": {3, 1, 2, 5, 4},
+        "frozenset of strs": frozenset(["b", "a", "c", "d"]),
+        "mixed set": {1, "a"},
+        "dict of lists": {"a": [1, 2, 3], "b": [0.5, nan], "c": ["x", None], 1: (True, False)},
+        "tuple of tuples": ((1, 2), (3.5, None), ("q",)),
+        "many ints": list(range(-50, 1000)),
+        "many floats": [i / 7 for i in range(500)] + [nan] * 3 + [inf],
+        "chunks of different types": [1, 2, 3, 1.5, 2.5, 3.5, "a", "b", "c", None, None, None, True, False, True],
+        "a chunk with a big int": [1, 2, 3, 4, 5, 6, 1 << 60],
+        "a chunk with a bool": [1, 2, 3, 4, 5, True],
+        "list of bytes": [b"ab", b"cd"],
+        "objects": [object, 1, len],
+        "string": "x" * 5000,
+        "short string": "hello",
+        "empty string": "",
+        "string to escape": 'a"b\\c\nd' * 700,
+        "non-ASCII string": "é日本\U0001F600" * 2000,
+        "lone surrogate string": "a\ud800b" * 2000,
+        "control characters": "\x00\x01\x1f" * 2000,
+        "DEL": "x" * 4095 + "\x7f",
+        "str subclass alone": Shout("loud"),
+        "int": 42,
+        "float NaN": nan,
+        "None": None,
+    }
+    cyclic = [1, 2]
+    cyclic.append(cyclic)
+    cases["cycle"] = cyclic
+    deep = [1, 2]
+    for _ in range(100):
+        deep = [deep, 3, 4]
+    cases["deep"] = deep
+    return cases
+
+
+def numpy_cases(numpy):
+    return {
+        "int64 array": numpy.arange(-5, 100, dtype="int64"),
+        "uint64 beyond 2**53": numpy.array([2 ** 63, 1, 2], dtype="uint64"),
+        "float64 with NaN": numpy.array([1.5, numpy.nan, numpy.inf, -numpy.inf, -0.0, 1e-300]),
+        "float32": numpy.array([0.1, 0.2, 1 / 3], dtype="float32"),
+        "bool array": numpy.array([True, False, True]),
+        "str array": numpy.array(["a", "bé", ""]),
+        "2-D array": numpy.arange(12).reshape(3, 4) / 3,
+        "datetime64 array": numpy.array(["2020-01-01", "NaT"], dtype="datetime64[s]"),
+        "object array": numpy.array([1, "a", None, 2.5], dtype=object),
+        "int64 scalar": numpy.int64(7),
+        "float64 NaN scalar": numpy.float64("nan"),
+        "list of numpy scalars": [numpy.int64(1), numpy.float64(2.5), numpy.bool_(True)],
+        "list of numpy floats": [numpy.float64(i / 3) for i in range(10)],
+    }
+
+
+def pandas_cases(numpy, pandas):
+    rows = 40
+    floats = numpy.arange(rows) / 3.0
+    floats[::7] = numpy.nan
+    times = pandas.Series(pandas.date_range("2020-01-01", periods=rows, freq="h"))
+    times[3] = pandas.NaT
+    frame = pandas.DataFrame({
+        "i": numpy.arange(rows),
+        "f": floats,
+        "s": ["name %d" % i for i in range(rows)],
+        "b": numpy.arange(rows) % 2 == 0,
+        "t": times,
+        "t_full": pandas.date_range("2020-01-01", periods=rows, freq="min"),
+        "tz": pandas.date_range("2020-01-01", periods=rows, freq="D", tz="Europe/Paris"),
+        "td": pandas.to_timedelta(numpy.arange(rows), unit="s"),
+        "Int64": pandas.array([None if i % 5 == 0 else i for i in range(rows)], dtype="Int64"),
+        "Float64": pandas.array([None if i % 4 == 0 else i / 2 for i in range(rows)], dtype="Float64"),
+        "string": pandas.array([None if i % 3 == 0 else "s%d" % i for i in range(rows)], dtype="string"),
+        "boolean": pandas.array([None if i % 6 == 0 else i % 2 == 0 for i in range(rows)], dtype="boolean"),
+        "mixed": pandas.Series([[1, "a", None, 2.5, True][i % 5] for i in range(rows)], dtype=object),
+        "strs and None": pandas.Series([None if i % 2 else "x%d" % i for i in range(rows)], dtype=object),
+        "all None": pandas.Series([None] * rows, dtype=object),
+        "category": pandas.Categorical(["a", "b", None, "a"] * (rows // 4)),
+        "big ints": numpy.array([2 ** 62 if i % 3 == 0 else i for i in range(rows)], dtype="int64"),
+        "all NaN": numpy.full(rows, numpy.nan),
+        "lists": pandas.Series([[i, i + 1] for i in range(rows)], dtype=object),
+    })
+    return {
+        "DataFrame": frame,
+        "DataFrame, one row": frame.iloc[:1],
+        "DataFrame, no rows": frame.iloc[:0],
+        "empty DataFrame": pandas.DataFrame(),
+        "non-str column names": pandas.DataFrame({1: [1, 2], (2, 3): ["a", "b"], None: [0.5, 1.5]}),
+        "duplicate column names": pandas.DataFrame([[1, 2.5], [3, numpy.nan]], columns=["a", "a"]),
+        "all-NaT column": pandas.DataFrame({"t": pandas.Series([pandas.NaT] * 5, dtype="datetime64[ns]")}),
+        "pd.NA": pandas.NA,
+        "NaT": pandas.NaT,
+        "list with NA": [1, pandas.NA, 2],
+        "Series": pandas.Series([1, 2, 3]),
+    }
+
+
+def main():
+    for name, value in plain_cases().items():
+        check(name, value)
+    try:
+        import numpy
+    except ImportError:
+        print("numpy is not installed; skipping the numpy and pandas cases")
+        numpy = None
+    if numpy is not None:
+        for name, value in numpy_cases(numpy).items():
+            check(name, value)
+        try:
+            import pandas
+        except ImportError:
+            print("pandas is not installed; skipping the pandas cases")
+            pandas = None
+        if pandas is not None:
+            for name, value in pandas_cases(numpy, pandas).items():
+                check(name, value)
+    # A fast reply holds Fragments: check that one was made where it should be.
+    global FAST_MIN
+    FAST_MIN = 0
+    assert type(pack([1, 2, 3])["data"]) is Fragment
+    assert type(pack([1, True])["data"]) is list
+    FAST_MIN = 32
+    print("ok %d" % CHECKED[0])
+
+
+main()

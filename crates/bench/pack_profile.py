@@ -1,6 +1,6 @@
 """Times the Python worker's packing and encoding of big values, without the host.
 
-Run: python3 crates/bench/pack_profile.py [--profile] [--repeat N]
+Run: python3 crates/bench/pack_profile.py [--profile] [--repeat N] [--worker DIR]
 
 It loads the worker script (the files of crates/contexts/src/python/worker/ joined in
 order, as python/mod.rs does, less the final `main()`) and, for each value, times what
@@ -8,7 +8,9 @@ an execute does after the user's code ran: `pack_or_pointer` of the value and th
 encoding of the reply frame (`encode`), with the host's reply limit (256 MiB) and an
 inline limit high enough that tables stay inline. It prints the best of N runs in ms
 and the reply's size; `--profile` adds a cProfile summary per value. numpy and pandas
-rows are skipped, with a note, where those are not installed.
+rows are skipped, with a note, where those are not installed. `--worker DIR` loads
+the worker's files from DIR instead (e.g. an older commit's, from `git archive`), to
+compare before and after in one sitting.
 """
 
 import cProfile
@@ -22,8 +24,8 @@ WORKER = os.path.join(HERE, "..", "contexts", "src", "python", "worker")
 ORDER = ["setup", "capture", "values", "run", "analysis", "pointers", "serve"]
 
 
-def load_worker():
-    script = "".join(open(os.path.join(WORKER, name + ".py"), encoding="utf-8").read() for name in ORDER)
+def load_worker(directory=WORKER):
+    script = "".join(open(os.path.join(directory, name + ".py"), encoding="utf-8").read() for name in ORDER)
     assert script.rstrip().endswith("main()"), "the worker script ends with main()"
     script = script.rstrip()[: -len("main()")]
     namespace = {"__name__": "stencila_worker"}
@@ -91,7 +93,10 @@ def main():
     repeat = 5
     if "--repeat" in sys.argv:
         repeat = int(sys.argv[sys.argv.index("--repeat") + 1])
-    worker = load_worker()
+    directory = WORKER
+    if "--worker" in sys.argv:
+        directory = sys.argv[sys.argv.index("--worker") + 1]
+    worker = load_worker(directory)
     print("%-32s %10s %12s" % ("value", "best ms", "reply bytes"))
     for name, value in cases():
         best = None

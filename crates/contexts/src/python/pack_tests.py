@@ -32,6 +32,30 @@ def charged_by(value):
         MAX_REPLY = saved
 
 
+def sent_bytes(value, limit):
+    """The reply line `send_unlocked` writes for an execute whose value is `value`,
+    with `limit` as the longest reply (a value over it becomes an error message)."""
+    global MAX_REPLY, write_buffers
+    saved = MAX_REPLY, write_buffers
+    lines = []
+    MAX_REPLY = limit
+    HOLDER_COUNT[0] = 0  # a pointer's holder is named by a count
+    HOLDERS.clear()
+    write_buffers = lambda buffers: lines.append(b"".join(bytes(buffer) for buffer in buffers))
+    try:
+        try:
+            packed, messages = pack_or_pointer(value), []
+        except TooBig:
+            packed, messages = None, [{"type": "error", "message": too_big_text(value)}]
+        send_unlocked({"id": 7, "result": {"messages": messages, "value": packed}})
+    finally:
+        MAX_REPLY, write_buffers = saved
+    return lines[0]
+
+
+LIMITS = [None, 60, 400, 5000, 100000]
+
+
 def packed_with(value, fast):
     global FAST_MIN, FAST_CHUNK, FAST_STRING
     saved = FAST_MIN, FAST_CHUNK, FAST_STRING
@@ -40,7 +64,7 @@ def packed_with(value, fast):
     else:
         FAST_MIN = None
     try:
-        return reply_bytes(value), charged_by(value)
+        return reply_bytes(value), charged_by(value), [sent_bytes(value, limit) for limit in LIMITS]
     finally:
         FAST_MIN, FAST_CHUNK, FAST_STRING = saved
 
@@ -50,6 +74,9 @@ def check(name, value):
     fast = packed_with(value, True)
     assert fast[0] == slow[0], "%s: the fast reply differs\n fast: %r\n slow: %r" % (name, fast[0][:2000], slow[0][:2000])
     assert fast[1] == slow[1], "%s: the fast path charges %r, the walk %r" % (name, fast[1], slow[1])
+    for limit, fast_line, slow_line in zip(LIMITS, fast[2], slow[2]):
+        assert fast_line == slow_line, "%s: with replies of at most %r bytes, fast sends\n %r\nthe walk\n %r" % (
+            name, limit, fast_line[:2000], slow_line[:2000])
     CHECKED[0] += 1
 
 
@@ -216,6 +243,40 @@ def pandas_cases(numpy, pandas):
     }
 
 
+def check_interrupt_between_chunks():
+    """An interrupt while a big array is encoded ends the packing at the next chunk (the
+    C encoder holds a signal back until it returns), and nothing is sent half done."""
+    global _encode_floats
+    import signal as signals
+    encode_floats = _encode_floats
+    chunks = []
+
+    def counting(chunk):
+        chunks.append(len(chunk))
+        return encode_floats(chunk)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    values = [i / 7 for i in range(1 << 21)]  # 32 chunks, each some ms of work
+    previous = signals.signal(signals.SIGALRM, interrupt)
+    _encode_floats = counting
+    try:
+        signals.setitimer(signals.ITIMER_REAL, 0.01)
+        try:
+            pack(values)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("the interrupt did not end the packing")
+    finally:
+        signals.setitimer(signals.ITIMER_REAL, 0)
+        signals.signal(signals.SIGALRM, previous)
+        _encode_floats = encode_floats
+    total = len(values) // FAST_CHUNK
+    assert 0 < len(chunks) < total, "%d of %d chunks were encoded before the interrupt" % (len(chunks), total)
+
+
 def main():
     for name, value in plain_cases().items():
         check(name, value)
@@ -241,6 +302,7 @@ def main():
     assert type(pack([1, 2, 3])["data"]) is Fragment
     assert type(pack([1, True])["data"]) is list
     FAST_MIN = 32
+    check_interrupt_between_chunks()
     print("ok %d" % CHECKED[0])
 
 

@@ -274,7 +274,7 @@ def check_interrupt_between_chunks():
         signals.signal(signals.SIGALRM, previous)
         _encode_floats = encode_floats
     total = len(values) // FAST_CHUNK
-    assert 0 < len(chunks) < total, "%d of %d chunks were encoded before the interrupt" % (len(chunks), total)
+    assert len(chunks) < total, "%d of %d chunks were encoded before the interrupt" % (len(chunks), total)
 
 
 def main():

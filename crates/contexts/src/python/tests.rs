@@ -818,7 +818,11 @@ fn fast_packing_gives_the_replies_of_the_walk() {
     let script = format!("{script}\n{}", include_str!("pack_tests.py"));
     let output = std::process::Command::new(config().interpreter)
         .args(["-S", "-c", &script])
-        .args([std::process::id().to_string(), "0".into(), MAX_LINE.to_string()])
+        .args([
+            std::process::id().to_string(),
+            "0".into(),
+            MAX_LINE.to_string(),
+        ])
         .output()
         .expect("python3 runs");
     // The worker points fd 1 at its log (stderr) before anything else: what the tests
@@ -837,5 +841,8 @@ fn fast_packing_gives_the_replies_of_the_walk() {
         .find_map(|line| line.strip_prefix("ok "))
         .and_then(|count| count.trim().parse().ok())
         .unwrap_or_else(|| panic!("no `ok <count>` line: {printed}"));
-    assert!(checked >= 50, "only {checked} values were compared: {printed}");
+    assert!(
+        checked >= 50,
+        "only {checked} values were compared: {printed}"
+    );
 }

@@ -277,6 +277,38 @@ def check_interrupt_between_chunks():
     assert len(chunks) < total, "%d of %d chunks were encoded before the interrupt" % (len(chunks), total)
 
 
+def check_write_buffers():
+    """A reply line written as many buffers (more than one writev takes, larger than a
+    pipe holds, some empty, some views) arrives whole, in order, with its newline."""
+    global PROTO_OUT
+    read_end, write_end = os.pipe()
+    buffers = []
+    for index in range(1500):
+        buffers += [b"", ("%d:" % index).encode() * (index % 50), memoryview(b"[abc]")[1:-1]]
+    buffers.append(b"z" * 300000)
+    received = []
+
+    def read():
+        while True:
+            data = os.read(read_end, 1 << 16)
+            if not data:
+                return
+            received.append(data)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    saved = PROTO_OUT
+    PROTO_OUT = write_end
+    try:
+        write_buffers(buffers)
+    finally:
+        PROTO_OUT = saved
+        os.close(write_end)
+        reader.join()
+        os.close(read_end)
+    assert b"".join(received) == b"".join(bytes(buffer) for buffer in buffers) + b"\n", "write_buffers lost or reordered bytes"
+
+
 def main():
     for name, value in plain_cases().items():
         check(name, value)
@@ -303,6 +335,7 @@ def main():
     assert type(pack([1, True])["data"]) is list
     FAST_MIN = 32
     check_interrupt_between_chunks()
+    check_write_buffers()
     print("ok %d" % CHECKED[0])
 
 

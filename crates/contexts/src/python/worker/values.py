@@ -198,43 +198,29 @@ _encode_floats = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), all
 
 
 class Fragment:
-    """Pre-encoded JSON text. `parts` are strings written one after another; where `trim`
-    is set, each part is a whole JSON array and the Fragment is one array of all their
-    items (the chunks of `fast_items`, joined without copying them into one string).
-    `strings` is True when every item it holds is a string or null (a table's column
-    type)."""
+    """Pre-encoded JSON text, in parts written one after another: a str as it is, a
+    1-tuple (text,) as text[1:-1] (a JSON array without its brackets: a chunk of
+    `fast_items`; the brackets are left out without copying the text). `strings` is True
+    when every item it holds is a string or null (a table's column type)."""
 
-    __slots__ = ("parts", "strings", "trim")
+    __slots__ = ("parts", "strings")
 
-    def __init__(self, parts, strings=False, trim=False):
+    def __init__(self, parts, strings=False):
         self.parts = parts
         self.strings = strings
-        self.trim = trim and len(parts) > 1
 
     def texts(self):
         """The JSON text, as strings to be joined."""
-        if not self.trim:
-            return self.parts
-        texts = ["["]
-        for index, part in enumerate(self.parts):
-            if index:
-                texts.append(",")
-            texts.append(part[1:-1])
-        texts.append("]")
-        return texts
+        return [part if type(part) is str else part[0][1:-1] for part in self.parts]
 
     def buffers(self):
         """The JSON text, as UTF-8 buffers to be written (a lone surrogate becomes "?",
         as in a whole reply's encoding)."""
-        if not self.trim:
-            return [part.encode("utf-8", "replace") for part in self.parts]
-        buffers = [b"["]
-        for index, part in enumerate(self.parts):
-            if index:
-                buffers.append(b",")
-            buffers.append(memoryview(part.encode("utf-8", "replace"))[1:-1])
-        buffers.append(b"]")
-        return buffers
+        return [
+            part.encode("utf-8", "replace") if type(part) is str
+            else memoryview(part[0].encode("utf-8", "replace"))[1:-1]
+            for part in self.parts
+        ]
 
 
 def fast_items(items, none_cost=5):
@@ -245,7 +231,7 @@ def fast_items(items, none_cost=5):
     if FAST_MIN is None or count < FAST_MIN or not count:
         return None
     budget = BUDGET[0]
-    texts = []
+    parts = ["["]
     strings = True
     for start in range(0, count, FAST_CHUNK):
         chunk = items if count <= FAST_CHUNK else items[start:start + FAST_CHUNK]
@@ -253,16 +239,20 @@ def fast_items(items, none_cost=5):
         if kind is None:
             BUDGET[0] = budget
             return None
-        if kind is not str and kind is not NONE_TYPE:
-            strings = False
+        if start:
+            parts.append(",")
         if kind is float:
-            text = floats_json(chunk)
+            parts.append((floats_json(chunk),))
         elif kind is str:
-            text = strings_json(chunk)
+            parts.extend(strings_parts(chunk))
         else:
-            text = _dumps_plain(chunk)
-        texts.append(text)
-    return Fragment(texts, strings, trim=True)
+            parts.append((_dumps_plain(chunk),))
+            if kind is not NONE_TYPE:
+                strings = False
+        if kind is float:
+            strings = False
+    parts.append("]")
+    return Fragment(parts, strings)
 
 
 def fast_chunk(chunk, none_cost):
@@ -306,15 +296,15 @@ def floats_json(chunk):
     return text
 
 
-def strings_json(chunk):
-    """A chunk of strings (and None) as JSON. Strings with nothing to escape (no quote,
-    backslash or control character: the encoder escapes nothing else when it keeps
-    non-ASCII) are joined, faster than the encoder writes them one by one."""
+def strings_parts(chunk):
+    """A chunk of strings (and None) as Fragment parts. Strings with nothing to escape
+    (no quote, backslash or control character: the encoder escapes nothing else when it
+    keeps non-ASCII) are joined, faster than the encoder writes them one by one."""
     if None not in chunk:
         body = '","'.join(chunk)
         if body.count('"') == 2 * (len(chunk) - 1) and "\\" not in body and body.isprintable():
-            return '["' + body + '"]'
-    return _dumps_plain(chunk)
+            return ['"', body, '"']
+    return [(_dumps_plain(chunk),)]
 
 
 # Strings at least this long are packed as Fragments.
@@ -328,8 +318,8 @@ def string_data(text):
     if FAST_MIN is None or len(text) < FAST_STRING:
         return text
     if '"' not in text and "\\" not in text and text.isprintable():
-        return Fragment(['"', text, '"'], True)
-    return Fragment([_encode_basestring(text)], True)
+        return Fragment(['"', text, '"'])
+    return Fragment([_encode_basestring(text)])
 
 
 # The reply's JSON. `_dumps` (setup.py) becomes the encoder that writes Fragments'

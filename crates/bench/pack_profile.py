@@ -6,8 +6,9 @@ It loads the worker script (the files of crates/contexts/src/python/worker/ join
 order, as python/mod.rs does, less the final `main()`) and, for each value, times what
 an execute does after the user's code ran: `pack_or_pointer` of the value and the
 encoding of the reply frame (`encode`), with the host's reply limit (256 MiB) and an
-inline limit high enough that tables stay inline. It prints the best of N runs in ms
-and the reply's size; `--profile` adds a cProfile summary per value. numpy and pandas
+inline limit high enough that tables stay inline. It prints the best of N runs in ms,
+wall-clock and CPU time of this process (on a loaded machine the CPU time is the
+better guide to what the work costs), and the reply's size; `--profile` adds a cProfile summary per value. numpy and pandas
 rows are skipped, with a note, where those are not installed. `--worker DIR` loads
 the worker's files from DIR instead (e.g. an older commit's, from `git archive`), to
 compare before and after in one sitting.
@@ -97,15 +98,17 @@ def main():
     if "--worker" in sys.argv:
         directory = sys.argv[sys.argv.index("--worker") + 1]
     worker = load_worker(directory)
-    print("%-32s %10s %12s" % ("value", "best ms", "reply bytes"))
+    print("%-32s %10s %10s %12s" % ("value", "wall ms", "cpu ms", "reply bytes"))
     for name, value in cases():
-        best = None
+        best = cpu = None
         for _ in range(repeat):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             data = reply(worker, value)
-            elapsed = time.perf_counter() - start
+            elapsed, used = time.perf_counter() - start, time.process_time() - start_cpu
             best = elapsed if best is None else min(best, elapsed)
-        print("%-32s %10.1f %12d" % (name, best * 1000, sum(memoryview(part).nbytes for part in data)))
+            cpu = used if cpu is None else min(cpu, used)
+        size = sum(memoryview(part).nbytes for part in data)
+        print("%-32s %10.1f %10.1f %12d" % (name, best * 1000, cpu * 1000, size))
         if profile:
             profiler = cProfile.Profile()
             profiler.enable()

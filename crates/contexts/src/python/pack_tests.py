@@ -156,6 +156,25 @@ def plain_cases():
         "a chunk with a big int": [1, 2, 3, 4, 5, 6, 1 << 60],
         "a chunk with a bool": [1, 2, 3, 4, 5, True],
         "list of bytes": [b"ab", b"cd"],
+        "rows": [(i, i / 2, "n%d" % i, i % 2 == 0, None) for i in range(300)],
+        "rows as lists": [[i, -i, "x"] for i in range(100)],
+        "rows of mixed kinds": [(1, "a"), [2.5, None], (), [True, False], ("q",)] * 10,
+        "rows with NaN": [(1, 0.5), (2, nan), (3, 1.5)],
+        "rows with inf": [(1.0, inf), (2.0, -inf)],
+        "rows with an unsafe int": [(1, 2), (3, 1 << 53)],
+        "rows with a big int": [(1, 2), (3, 1 << 100)],
+        "rows with a negative unsafe int": [(1, 2), (3, -(1 << 53))],
+        "rows with an IntEnum": [(1, Colour.RED), (2, 3)],
+        "rows with a str subclass": [("a", Shout("b")), ("c", "d")],
+        "rows with escapes": [('say "hi"', "a\\b", "\n", "é", "\ud800")] * 5,
+        "rows with a nested list": [(1, [2, 3]), (4, [5])],
+        "rows with a dict": [(1, {"a": 1}), (2, {})],
+        "long rows": [list(range(100)), list(range(100, 200))],
+        "a long row among short": [[1, 2]] * 5 + [list(range(70))],
+        "empty rows": [[], (), []],
+        "same row object": [[1, 2.5, "x"]] * 40,
+        "rows of a list subclass": [Colour.__class__ and type("Row", (list,), {})([1, 2]), [3, 4]],
+        "many rows": [(i, i / 7, str(i)) for i in range(10000)],
         "objects": [object, 1, len],
         "string": "x" * 5000,
         "short string": "hello",
@@ -180,6 +199,12 @@ def plain_cases():
     for _ in range(100):
         deep = [deep, 3, 4]
     cases["deep"] = deep
+    # Rows at each depth around MAX_DEPTH, where the walk gives their repr instead.
+    for levels in (MAX_DEPTH - 3, MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH):
+        nested = [(1, 2.5, "r"), [3, None]]
+        for _ in range(levels):
+            nested = [nested]
+        cases["rows %d deep" % levels] = nested
     return cases
 
 

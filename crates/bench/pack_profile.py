@@ -51,6 +51,7 @@ def cases():
     yield "10**6 floats, 1000 NaN", floats
     yield "10**5 strings", ["item %d" % i for i in range(10**5)]
     yield "[[i, i/2, str(i)] ...] 10**5", [[i, i / 2, str(i)] for i in range(10**5)]
+    yield "10**5 records {i, f, s}", [{"i": i, "f": i / 2, "s": str(i)} for i in range(10**5)]
     try:
         import numpy
     except ImportError:

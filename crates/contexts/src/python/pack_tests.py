@@ -175,6 +175,20 @@ def plain_cases():
         "same row object": [[1, 2.5, "x"]] * 40,
         "rows of a list subclass": [Colour.__class__ and type("Row", (list,), {})([1, 2]), [3, 4]],
         "many rows": [(i, i / 7, str(i)) for i in range(10000)],
+        "records": [{"i": i, "f": i / 3, "s": "n%d" % i, "b": i % 2 == 0, "n": None} for i in range(300)],
+        "records of different keys": [{"a": 1}, {"b": 2.5, "c": "x"}, {}, {"a": None}] * 10,
+        "records with escaped keys": [{'say "hi"': 1, "a\\b": 2, "\n": 3, "é": 4}] * 3,
+        "records with an int key": [{"a": 1}, {1: "x"}],
+        "records with colliding keys": [{"1": "a", 1: "b"}, {"x": 1}],
+        "records with a str subclass key": [{Shout("k"): 1}, {"k": 2}],
+        "records with NaN": [{"a": 1.0}, {"a": nan}],
+        "records with an unsafe int": [{"a": 1}, {"a": 1 << 53}],
+        "records with a nested value": [{"a": [1]}, {"a": 2}],
+        "records of a dict subclass": [collections.OrderedDict(a=1), {"a": 2}],
+        "records and rows": [{"a": 1}, [1, 2]],
+        "empty records": [{}, {}, {}],
+        "long records": [{"k%d" % i: i for i in range(70)}, {"a": 1}],
+        "many records": [{"i": i, "f": i / 7} for i in range(10000)],
         "objects": [object, 1, len],
         "string": "x" * 5000,
         "short string": "hello",
@@ -205,6 +219,10 @@ def plain_cases():
         for _ in range(levels):
             nested = [nested]
         cases["rows %d deep" % levels] = nested
+        nested = [{"a": 1, "b": "x"}, {"c": None}]
+        for _ in range(levels):
+            nested = [nested]
+        cases["records %d deep" % levels] = nested
     return cases
 
 

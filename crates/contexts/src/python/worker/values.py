@@ -257,12 +257,14 @@ def fast_items(items, none_cost=5):
     return Fragment(parts, strings)
 
 
-# Rows: an array of short lists or tuples of plain scalars (records, a query's result),
-# encoded ROWS_CHUNK rows per C call. Longer rows take the walk, which packs each row
-# with `fast_items`.
+# Rows: an array of short lists or tuples (a query's result), or of short dicts with
+# str keys (records), of plain scalars, encoded ROWS_CHUNK rows per C call. Longer rows
+# take the walk, which packs each list or tuple with `fast_items`.
 ROW_MAX = 64
 ROWS_CHUNK = 1 << 12
 ROW_TYPES = {list, tuple}
+DICT_TYPE = {dict}
+STR_TYPE = {str}
 ROW_ITEM_TYPES = {int, float, str, bool, NONE_TYPE}
 
 
@@ -289,15 +291,24 @@ def fast_rows(items):
 
 def rows_json(chunk):
     """A chunk of rows as JSON, after charging for it; None, charging nothing, where a row
-    is not a short list or tuple of scalars the C encoder writes as the walk does (the
-    same rules as `fast_chunk`; a non-finite float sends the rows to the walk)."""
-    if not set(map(type, chunk)) <= ROW_TYPES or max(map(len, chunk)) > ROW_MAX:
+    is not a short list, tuple or dict of scalars the C encoder writes as the walk does
+    (the same rules as `fast_chunk`; a dict's keys must be exact strs, which the walk
+    keeps as they are; a non-finite float sends the rows to the walk)."""
+    row_types = set(map(type, chunk))
+    if not (row_types <= ROW_TYPES or row_types == DICT_TYPE) or max(map(len, chunk)) > ROW_MAX:
         return None
-    flat = [item for row in chunk for item in row]
+    size = 2 * len(chunk)
+    if row_types <= ROW_TYPES:
+        flat = [item for row in chunk for item in row]
+    elif row_types == DICT_TYPE:
+        keys = [key for row in chunk for key in row]
+        if keys and set(map(type, keys)) != STR_TYPE:
+            return None
+        size += sum(map(len, keys)) + 4 * len(keys)
+        flat = [item for row in chunk for item in row.values()]
     types = set(map(type, flat))
     if not types <= ROW_ITEM_TYPES:
         return None
-    size = 2 * len(chunk)
     others = len(flat)  # bools and None: 5 each
     if int in types:
         ints = [item for item in flat if type(item) is int]

@@ -186,6 +186,9 @@ def native_items(items, depth, active):
 #   decimal strings;
 # - floats are encoded with NaN and infinities allowed, which then become null (the
 #   text of a finite float never holds "N" or "I").
+# An array of short rows (lists, tuples, or dicts with str keys) of such scalars is
+# encoded the same way (`fast_rows`). Anything else, and any chunk that fails a check,
+# takes the walk. pack_tests.py (run by python/tests.rs) compares the two byte for byte.
 
 # Arrays shorter than this take the walk: the checks would cost more than they save.
 # None turns the fast path off (the differential tests compare both).

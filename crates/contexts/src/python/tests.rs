@@ -802,3 +802,47 @@ fn a_context_can_be_called_from_another_runtime() {
     let _ = stop.send(());
     owner.join().expect("the owner thread ends");
 }
+
+/// Issue 9: the fast packing paths (C-encoded chunks, pre-encoded fragments written
+/// without joining) give the reply of the item-by-item walk byte for byte, and charge
+/// the same budget, over a broad corpus of values: edge cases of ints, floats and
+/// strings, subclasses, nesting, numpy arrays and DataFrames (`pack_tests.py`, run
+/// after the worker script without its `main()`; its numpy/pandas cases are skipped,
+/// with a note, where those are not installed).
+#[test]
+fn fast_packing_gives_the_replies_of_the_walk() {
+    let script = WORKER_SCRIPT
+        .trim_end()
+        .strip_suffix("main()")
+        .expect("the worker script ends with main()");
+    let script = format!("{script}\n{}", include_str!("pack_tests.py"));
+    let output = std::process::Command::new(config().interpreter)
+        .args(["-S", "-c", &script])
+        .args([
+            std::process::id().to_string(),
+            "0".into(),
+            MAX_LINE.to_string(),
+        ])
+        .output()
+        .expect("python3 runs");
+    // The worker points fd 1 at its log (stderr) before anything else: what the tests
+    // print arrives there.
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in printed.lines().filter(|line| line.contains("skipping")) {
+        eprintln!("{line}");
+    }
+    assert!(output.status.success(), "{printed}");
+    let checked: usize = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("ok "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `ok <count>` line: {printed}"));
+    assert!(
+        checked >= 50,
+        "only {checked} values were compared: {printed}"
+    );
+}

@@ -32,28 +32,41 @@ def answer(request_id, request):
         executing = False
 
 
-def encode(frame):
+def encode_buffers(frame):
+    """The frame's JSON as UTF-8 buffers to be written in order: a packed value's
+    pre-encoded Fragments (values.py) are written as they are, never copied into one
+    reply text."""
     try:
-        return _dumps(frame).encode("utf-8", "replace")
+        buffers = []
+        for piece in json_pieces(frame):
+            if type(piece) is Fragment:
+                buffers.extend(piece.buffers())
+            else:
+                buffers.append(piece.encode("utf-8", "replace"))
+        return buffers
     except Exception as error:
-        return _dumps({
+        return [_dumps({
             "id": frame.get("id"),
             "error": "the reply could not be encoded: " + describe(error),
             "internal": True,
-        }).encode("utf-8", "replace")
+        }).encode("utf-8", "replace")]
 
 
-def fit(frame, data):
-    """A frame that fits in a reply line, for one whose encoding `data` does not."""
+def encode(frame):
+    return b"".join(encode_buffers(frame))
+
+
+def fit(frame, size):
+    """A frame that fits in a reply line, for one whose encoding is `size` bytes."""
     result = frame.get("result")
-    text = too_big_text(result, len(data))
+    text = too_big_text(result, size)
     if isinstance(result, dict) and "messages" in result and "value" in result:
         # An execute: the value is dropped, the messages are capped and kept.
         value = result.get("value")
         if isinstance(value, dict):
             text = "the value (of type %s) is too big to send: its JSON form is about %d bytes, over the limit of %d bytes for a reply" % (
                 value.get("type"),
-                len(data),
+                size,
                 MAX_REPLY,
             )
         messages = list(result.get("messages") or [])
@@ -67,11 +80,11 @@ def fit(frame, data):
         # A packed value (`get`).
         text = "the value (of type %s) is too big to send: its JSON form is %d bytes, over the limit of %d bytes for a reply" % (
             result.get("type"),
-            len(data),
+            size,
             MAX_REPLY,
         )
         return {"id": frame.get("id"), "result": {"type": result.get("type"), "data": None, "error": text}}
-    return {"id": frame.get("id"), "error": "the reply is too big to send: %d bytes, over the limit of %d bytes" % (len(data), MAX_REPLY)}
+    return {"id": frame.get("id"), "error": "the reply is too big to send: %d bytes, over the limit of %d bytes" % (size, MAX_REPLY)}
 
 
 def take_live():
@@ -115,11 +128,33 @@ def stream_live():
 
 
 def write_line(data):
-    data += b"\n"
-    view = memoryview(data)
-    while view:
-        written = _write(PROTO_OUT, view)
-        view = view[written:]
+    write_buffers([data])
+
+
+# Buffers per writev call (POSIX guarantees at least 16; Linux allows 1024).
+WRITE_BATCH = 512
+_writev = getattr(os, "writev", None)
+
+
+def write_buffers(buffers):
+    """Writes the buffers and a newline as one reply line, without joining them."""
+    views = [memoryview(buffer) for buffer in buffers if len(buffer)]
+    views.append(memoryview(b"\n"))
+    index = 0
+    while index < len(views):
+        if _writev is None:
+            written = _write(PROTO_OUT, views[index])
+        else:
+            written = _writev(PROTO_OUT, views[index:index + WRITE_BATCH])
+        # Skip what was written: whole buffers, then the start of the next one.
+        while written and index < len(views):
+            size = views[index].nbytes
+            if written >= size:
+                written -= size
+                index += 1
+            else:
+                views[index] = views[index][written:]
+                written = 0
 
 
 def send(frame):
@@ -133,12 +168,15 @@ def send(frame):
 
 
 def send_unlocked(frame):
-    data = encode(frame)
-    if MAX_REPLY is not None and len(data) > MAX_REPLY:
-        data = encode(fit(frame, data))
+    buffers = encode_buffers(frame)
+    size = sum(memoryview(buffer).nbytes for buffer in buffers)
+    if MAX_REPLY is not None and size > MAX_REPLY:
+        buffers = None  # freed before the error frame is made
+        data = encode(fit(frame, size))
         if len(data) > MAX_REPLY:
             data = encode({"id": frame.get("id"), "error": "the reply is too big to send", "internal": True})
-    write_line(data)
+        buffers = [data]
+    write_buffers(buffers)
 
 
 def serve():

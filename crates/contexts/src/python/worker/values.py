@@ -149,7 +149,7 @@ def native(value, depth, active):
                 return charged(short_repr(value)) if result is None else result
             if isinstance(value, (set, frozenset)):
                 value = sorted_if_possible(value)
-            return [native(item, depth + 1, active) for item in value]
+            return native_items(value, depth, active)
         finally:
             active.discard(key)
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -159,6 +159,292 @@ def native(value, depth, active):
         if converted is not value:
             return native(converted, depth + 1, active)
     return charged(short_repr(value))
+
+
+def native_items(items, depth, active):
+    """The JSON-native forms of the items of an array (at depth + 1): pre-encoded at C
+    speed where `fast_items` can prove it gives the same text, else item by item."""
+    if type(items) is list or type(items) is tuple:
+        fragment = fast_items(items)
+        if fragment is None and depth + 1 < MAX_DEPTH:
+            fragment = fast_rows(items)
+        if fragment is not None:
+            return fragment
+    return [native(item, depth + 1, active) for item in items]
+
+
+# ---------------------------------------------------------------------------
+# Packing at C speed (issue 9): a big array of plain numbers or strings is encoded by
+# the C JSON encoder in one call per chunk, not walked item by item in Python, and the
+# text goes into the reply as a pre-encoded Fragment (never parsed or encoded again).
+# It must give exactly the text, and charge exactly the budget, of the walk in `native`,
+# so it only takes chunks whose items are all of one exact type (int, float, str or
+# bool, and None), which the walk packs as themselves:
+# - bool is not int here: [1, True] has two types and takes the walk;
+# - subclasses (IntEnum, a str with its own __str__, a float subclass) take the walk;
+# - ints must lie in the safe range (checked with min/max), else the walk makes them
+#   decimal strings;
+# - floats are encoded with NaN and infinities allowed, which then become null (the
+#   text of a finite float never holds "N" or "I").
+# An array of short rows (lists, tuples, or dicts with str keys) of such scalars is
+# encoded the same way (`fast_rows`). Anything else, and any chunk that fails a check,
+# takes the walk. pack_tests.py (run by python/tests.rs) compares the two byte for byte.
+
+# Arrays shorter than this take the walk: the checks would cost more than they save.
+# None turns the fast path off (the differential tests compare both).
+FAST_MIN = 32
+# Items encoded per C call: between chunks an interrupt (or a timeout) gets through
+# and the budget is charged, so a huge array stops early and never blocks a SIGINT
+# for long.
+FAST_CHUNK = 1 << 16
+NONE_TYPE = type(None)
+FAST_TYPES = (int, float, str, bool)
+_encode_floats = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
+
+
+class Fragment:
+    """Pre-encoded JSON text, in parts written one after another: a str as it is, a
+    1-tuple (text,) as text[1:-1] (a JSON array without its brackets: a chunk of
+    `fast_items`; the brackets are left out without copying the text). `strings` is True
+    when every item it holds is a string or null (a table's column type)."""
+
+    __slots__ = ("parts", "strings")
+
+    def __init__(self, parts, strings=False):
+        self.parts = parts
+        self.strings = strings
+
+    def texts(self):
+        """The JSON text, as strings to be joined."""
+        return [part if type(part) is str else part[0][1:-1] for part in self.parts]
+
+    def buffers(self):
+        """The JSON text, as UTF-8 buffers to be written (a lone surrogate becomes "?",
+        as in a whole reply's encoding)."""
+        return [
+            part.encode("utf-8", "replace") if type(part) is str
+            else memoryview(part[0].encode("utf-8", "replace"))[1:-1]
+            for part in self.parts
+        ]
+
+
+def fast_items(items, none_cost=5):
+    """A Fragment with the JSON text of a list or tuple of plain scalars, charged as the
+    walk in `native` would charge it (`none_cost` per None); None when it does not
+    apply, with nothing charged."""
+    count = len(items)
+    if FAST_MIN is None or count < FAST_MIN or not count:
+        return None
+    budget = BUDGET[0]
+    parts = ["["]
+    strings = True
+    for start in range(0, count, FAST_CHUNK):
+        chunk = items if count <= FAST_CHUNK else items[start:start + FAST_CHUNK]
+        kind = fast_chunk(chunk, none_cost)
+        if kind is None:
+            BUDGET[0] = budget
+            return None
+        if start:
+            parts.append(",")
+        if kind is float:
+            parts.append((floats_json(chunk),))
+        elif kind is str:
+            parts.extend(strings_parts(chunk))
+        else:
+            parts.append((_dumps_plain(chunk),))
+            if kind is not NONE_TYPE:
+                strings = False
+        if kind is float:
+            strings = False
+    parts.append("]")
+    return Fragment(parts, strings)
+
+
+# Rows: an array of short lists or tuples (a query's result), or of short dicts with
+# str keys (records), of plain scalars, encoded ROWS_CHUNK rows per C call. Longer rows
+# take the walk, which packs each list or tuple with `fast_items`.
+ROW_MAX = 64
+ROWS_CHUNK = 1 << 12
+ROW_TYPES = {list, tuple}
+DICT_TYPE = {dict}
+STR_TYPE = {str}
+ROW_ITEM_TYPES = {int, float, str, bool, NONE_TYPE}
+
+
+def fast_rows(items):
+    """A Fragment with the JSON text of a list or tuple of rows, charged as the walk would
+    charge it; None when it does not apply, with nothing charged."""
+    count = len(items)
+    if FAST_MIN is None or count < FAST_MIN or not count:
+        return None
+    budget = BUDGET[0]
+    parts = ["["]
+    for start in range(0, count, ROWS_CHUNK):
+        chunk = items if count <= ROWS_CHUNK else items[start:start + ROWS_CHUNK]
+        text = rows_json(chunk)
+        if text is None:
+            BUDGET[0] = budget
+            return None
+        if start:
+            parts.append(",")
+        parts.append((text,))
+    parts.append("]")
+    return Fragment(parts)
+
+
+def rows_json(chunk):
+    """A chunk of rows as JSON, after charging for it; None, charging nothing, where a row
+    is not a short list, tuple or dict of scalars the C encoder writes as the walk does
+    (the same rules as `fast_chunk`; a dict's keys must be exact strs, which the walk
+    keeps as they are; a non-finite float sends the rows to the walk)."""
+    row_types = set(map(type, chunk))
+    if not (row_types <= ROW_TYPES or row_types == DICT_TYPE) or max(map(len, chunk)) > ROW_MAX:
+        return None
+    size = 2 * len(chunk)
+    if row_types <= ROW_TYPES:
+        flat = [item for row in chunk for item in row]
+    elif row_types == DICT_TYPE:
+        keys = [key for row in chunk for key in row]
+        if keys and set(map(type, keys)) != STR_TYPE:
+            return None
+        size += sum(map(len, keys)) + 4 * len(keys)
+        flat = [item for row in chunk for item in row.values()]
+    types = set(map(type, flat))
+    if not types <= ROW_ITEM_TYPES:
+        return None
+    others = len(flat)  # bools and None: 5 each
+    if int in types:
+        ints = [item for item in flat if type(item) is int]
+        if min(ints) < -SAFE_INT or max(ints) > SAFE_INT:
+            return None
+        size += 2 * len(ints)
+        others -= len(ints)
+    if float in types:
+        floats = [item for item in flat if type(item) is float]
+        if not math.isfinite(sum(floats)):
+            return None
+        size += 4 * len(floats)
+        others -= len(floats)
+    if str in types:
+        texts = [item for item in flat if type(item) is str]
+        size += sum(map(len, texts)) + 3 * len(texts)
+        others -= len(texts)
+    charge(size + 5 * others)
+    return _dumps_plain(chunk)
+
+
+def fast_chunk(chunk, none_cost):
+    """The one exact type of a chunk's items other than None (NONE_TYPE where all are
+    None), after charging for it; None, charging nothing, where the chunk has items
+    the C encoder would write differently from the walk."""
+    types = set(map(type, chunk))
+    has_none = NONE_TYPE in types
+    types.discard(NONE_TYPE)
+    if len(types) > 1:
+        return None
+    if not types:
+        charge(none_cost * len(chunk))
+        return NONE_TYPE
+    kind = types.pop()
+    if kind not in FAST_TYPES:
+        return None
+    values = [item for item in chunk if item is not None] if has_none else chunk
+    count = len(values)
+    nones = len(chunk) - count
+    if kind is int:
+        if min(values) < -SAFE_INT or max(values) > SAFE_INT:
+            return None  # the walk sends these as decimal strings
+        charge(2 * count + none_cost * nones)
+    elif kind is float:
+        charge(4 * count + none_cost * nones)
+    elif kind is str:
+        charge(sum(map(len, values)) + 3 * count + none_cost * nones)
+    else:
+        charge(5 * count + none_cost * nones)  # bool
+    return kind
+
+
+def floats_json(chunk):
+    """A chunk of floats (and None) as JSON, NaN and infinities as null."""
+    text = _encode_floats(chunk)
+    if "N" in text:
+        text = text.replace("NaN", "null")
+    if "I" in text:
+        text = text.replace("-Infinity", "null").replace("Infinity", "null")
+    return text
+
+
+def strings_parts(chunk):
+    """A chunk of strings (and None) as Fragment parts. Strings with nothing to escape
+    (no quote, backslash or control character: the encoder escapes nothing else when it
+    keeps non-ASCII) are joined, faster than the encoder writes them one by one."""
+    if None not in chunk:
+        body = '","'.join(chunk)
+        if body.count('"') == 2 * (len(chunk) - 1) and "\\" not in body and body.isprintable():
+            return ['"', body, '"']
+    return [(_dumps_plain(chunk),)]
+
+
+# Strings at least this long are packed as Fragments.
+FAST_STRING = 1 << 12
+
+
+def string_data(text):
+    """A string's data: a long one as a Fragment, so the reply never copies it whole
+    into one text; one with nothing to escape (isprintable: no control characters) is
+    not even copied by the encoder."""
+    if FAST_MIN is None or len(text) < FAST_STRING:
+        return text
+    if '"' not in text and "\\" not in text and text.isprintable():
+        return Fragment(['"', text, '"'])
+    return Fragment([_encode_basestring(text)])
+
+
+# The reply's JSON. `_dumps` (setup.py) becomes the encoder that writes Fragments'
+# text in place: every caller (the reply, the pointers' size check) gets the same text.
+_dumps_plain = _dumps
+_json_default = json.JSONEncoder.default
+_JSONEncoder = json.JSONEncoder
+_encode_basestring = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+# Stands for a Fragment in the encoded skeleton; random, so no string in a reply can
+# be taken for it.
+FRAGMENT_MARK = "stencila-fragment-" + binascii.hexlify(os.urandom(16)).decode("ascii")
+QUOTED_FRAGMENT_MARK = _dumps_plain(FRAGMENT_MARK)
+
+
+def json_pieces(value):
+    """The JSON text of `value` (a reply frame, a packed value) as strings and Fragments
+    to be written in order: the Fragments' text is not copied into the rest."""
+    fragments = []
+
+    def default(item):
+        if type(item) is Fragment:
+            fragments.append(item)
+            return FRAGMENT_MARK
+        return _json_default(encoder, item)
+
+    encoder = _JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=default)
+    text = encoder.encode(value)
+    if not fragments:
+        return [text]
+    pieces = text.split(QUOTED_FRAGMENT_MARK)
+    if len(pieces) != len(fragments) + 1:
+        raise ValueError("a pre-encoded part of the reply could not be placed")
+    result = [pieces[0]]
+    for fragment, piece in zip(fragments, pieces[1:]):
+        result.append(fragment)
+        result.append(piece)
+    return result
+
+
+def _dumps(value):
+    texts = []
+    for piece in json_pieces(value):
+        if type(piece) is Fragment:
+            texts.extend(piece.texts())
+        else:
+            texts.append(piece)
+    return "".join(texts)
 
 
 def charged(text):
@@ -224,7 +510,7 @@ def pack_unguarded(value):
         return {"type": "number", "data": float(value) if math.isfinite(value) else None}
     if isinstance(value, str):
         charge(len(value) + 2)
-        return {"type": "string", "data": str(value)}
+        return {"type": "string", "data": string_data(str(value))}
     if isinstance(value, (list, tuple, set, frozenset)):
         return {"type": "array", "data": native(value, 0, set())}
     if isinstance(value, dict):
@@ -261,13 +547,20 @@ def pack_table(frame):
         if kind in "mM":
             missing = series.isna().tolist()
             texts = series.astype(str).tolist()
-            values = [None if gap else charged(str(text)) for gap, text in zip(missing, texts)]
+            # A missing value is null and charged nothing, as in the walk below.
+            items = [None if gap else text for gap, text in zip(missing, texts)] if True in missing else texts
+            values = fast_items(items, none_cost=0)
+            if values is None:
+                values = [None if gap else charged(str(text)) for gap, text in zip(missing, texts)]
             column_type = "string"
         else:
-            values = [native(v, 1, set()) for v in series.tolist()]
+            values = native_items(series.tolist(), 0, set())
             column_type = COLUMN_TYPES.get(kind)
             if column_type is None:
-                strings = all(v is None or isinstance(v, str) for v in values)
+                if type(values) is Fragment:
+                    strings = values.strings
+                else:
+                    strings = all(v is None or isinstance(v, str) for v in values)
                 column_type = "string" if strings else "object"
         columns.append({"name": key_text(frame.columns[index]), "type": column_type, "values": values})
     return {"type": "table", "data": {"columns": columns}}

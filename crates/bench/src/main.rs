@@ -6,9 +6,13 @@
 //! `--soak <seconds>` it runs the soak test instead (`soak.rs`, `cargo xtask soak`).
 
 mod client;
+mod cold;
 mod jupyter;
+mod memory;
 mod polyglot;
+mod reference;
 mod soak;
+mod values;
 
 use anyhow::{bail, Context, Result};
 use client::Connection;
@@ -27,6 +31,12 @@ struct Plan {
     creates: usize,
     manifest_for: Duration,
     many_contexts: usize,
+    /// Measured runs of each big value (five times as many for the smallest).
+    big_repeats: usize,
+    /// Creates per no-pool variant (half for those that import pandas).
+    cold_creates: usize,
+    /// Whether to run 500 live contexts.
+    capacity: bool,
 }
 
 const FULL: Plan = Plan {
@@ -36,6 +46,9 @@ const FULL: Plan = Plan {
     creates: 60,
     manifest_for: Duration::from_secs(3),
     many_contexts: 200,
+    big_repeats: 10,
+    cold_creates: 40,
+    capacity: true,
 };
 
 const QUICK: Plan = Plan {
@@ -45,6 +58,9 @@ const QUICK: Plan = Plan {
     creates: 10,
     manifest_for: Duration::from_millis(700),
     many_contexts: 200,
+    big_repeats: 3,
+    cold_creates: 10,
+    capacity: false,
 };
 
 /// One line of the table.
@@ -53,7 +69,12 @@ struct Row {
     count: usize,
     latencies: Vec<Duration>,
     elapsed: Duration,
+    /// Memory in KiB: the host's RSS, or a worker's USS/PSS where the scenario says so.
     rss_kib: Option<u64>,
+    /// Bytes of the response (or, for an input, the request) body the row moves.
+    bytes: Option<u64>,
+    /// p50 of the same work on the 2018 host, where it ran.
+    reference_p50: Option<Duration>,
     note: String,
 }
 
@@ -79,6 +100,8 @@ impl Row {
             "p99_us": self.percentile(0.99),
             "per_second": self.throughput(),
             "rss_kib": self.rss_kib,
+            "bytes": self.bytes,
+            "reference_p50_us": self.reference_p50.map(|d| d.as_secs_f64() * 1e6),
             "note": self.note,
         })
     }
@@ -92,6 +115,8 @@ fn row(scenario: &str, mut latencies: Vec<Duration>, elapsed: Duration, note: St
         latencies,
         elapsed,
         rss_kib: None,
+        bytes: None,
+        reference_p50: None,
         note,
     }
 }
@@ -122,8 +147,15 @@ impl Host {
         extra: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Result<Host> {
+        // Room for every run's contexts, unless the caller sets its own limit.
+        let limit: &[&str] = if extra.contains(&"--max-instances") {
+            &[]
+        } else {
+            &["--max-instances", "1000"]
+        };
         let mut child = Command::new(binary)
-            .args(["serve", "--port", "0", "--max-instances", "1000"])
+            .args(["serve", "--port", "0"])
+            .args(limit)
             .args(extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -398,75 +430,6 @@ fn manifest(host: &Arc<Host>, plan: &Plan) -> Result<Row> {
     ))
 }
 
-/// What one client of the many-contexts run saw: latencies and (name, worker pid).
-type ClientRun = (Vec<Duration>, Vec<(String, u32)>);
-
-fn many_contexts(host: &Arc<Host>, plan: &Plan) -> Result<(Row, Row)> {
-    const CLIENTS: usize = 8;
-    let started = Instant::now();
-    let per_client = plan.many_contexts.div_ceil(CLIENTS);
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let host = host.clone();
-            let count = per_client.min(plan.many_contexts.saturating_sub(client * per_client));
-            std::thread::spawn(move || -> Result<ClientRun> {
-                let mut connection = host.connection()?;
-                let mut latencies = Vec::new();
-                let mut created = Vec::new();
-                for i in 0..count {
-                    let t = Instant::now();
-                    let name = host.create(&mut connection)?;
-                    let want = (client * 1000 + i) as i64;
-                    let request = connection.build(
-                        "PUT",
-                        &format!("/{name}!execute"),
-                        Some(&host.token),
-                        &execute_body(&want.to_string()),
-                    );
-                    check_integer(&connection.send(&request)?.body, want)?;
-                    latencies.push(t.elapsed());
-                    let pid = host.worker_pid(&mut connection, &name)?;
-                    created.push((name, pid));
-                }
-                Ok((latencies, created))
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    let mut created = Vec::new();
-    for result in join_all(threads) {
-        let (l, c) = result?;
-        latencies.extend(l);
-        created.extend(c);
-    }
-    let elapsed = started.elapsed();
-    let host_rss = rss_kib(host.pid());
-    let worker_rss: Vec<u64> = created
-        .iter()
-        .filter_map(|(_, pid)| rss_kib(*pid))
-        .collect();
-    let mean_worker = worker_rss.iter().sum::<u64>() / worker_rss.len().max(1) as u64;
-    let mut connection = host.connection()?;
-    for (name, _) in &created {
-        host.delete(&mut connection, name)?;
-    }
-    let mut all = row(
-        &format!("{} contexts: create + execute", created.len()),
-        latencies,
-        elapsed,
-        format!("{CLIENTS} clients; RSS is the host's with all live"),
-    );
-    all.rss_kib = host_rss;
-    let mut worker = row(
-        "idle worker (mean)",
-        Vec::new(),
-        Duration::ZERO,
-        format!("over {} workers", worker_rss.len()),
-    );
-    worker.rss_kib = Some(mean_worker);
-    Ok((all, worker))
-}
-
 /// Joins every thread before any error is returned, so no client outlives a failure.
 fn join_all<T>(threads: Vec<std::thread::JoinHandle<Result<T>>>) -> Vec<Result<T>> {
     threads
@@ -481,10 +444,19 @@ fn join_all<T>(threads: Vec<std::thread::JoinHandle<Result<T>>>) -> Vec<Result<T
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<40} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}  note",
-        "scenario", "count", "p50 µs", "p90 µs", "p99 µs", "per second", "RSS KiB"
+        "{:<48} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10} {:>12}  note",
+        "scenario",
+        "count",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "per second",
+        "KiB",
+        "bytes",
+        "2018 p50 µs"
     );
     let fmt = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+    let int = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     for r in rows {
         let throughput = if r.count > 0 {
             format!("{:.0}", r.throughput())
@@ -492,18 +464,49 @@ fn print_table(rows: &[Row]) {
             "-".into()
         };
         println!(
-            "{:<40} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}  {}",
+            "{:<48} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10} {:>12}  {}",
             r.scenario,
             r.count,
             fmt(r.percentile(0.5)),
             fmt(r.percentile(0.9)),
             fmt(r.percentile(0.99)),
             throughput,
-            r.rss_kib
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "-".into()),
+            int(r.rss_kib),
+            int(r.bytes),
+            fmt(r.reference_p50.map(|d| d.as_secs_f64() * 1e6)),
             r.note
         );
+    }
+}
+
+/// The interpreter for the rows that need pandas: `--python`, else `STENCILA_PYTHON`,
+/// else `python3`, if it imports pandas; otherwise why not.
+fn pandas_python(given: Option<String>) -> Result<String, String> {
+    let python = given
+        .or_else(|| std::env::var("STENCILA_PYTHON").ok())
+        .unwrap_or_else(|| "python3".into());
+    match Command::new(&python)
+        .args(["-c", "import pandas"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => Ok(python),
+        Ok(_) => Err(format!(
+            "{python} has no pandas (cargo xtask test makes target/test-venv, which has)"
+        )),
+        Err(e) => Err(format!("{python} did not run: {e}")),
+    }
+}
+
+/// Runs one section; an error is kept as "section: why" and the bench goes on.
+fn section<T>(errors: &mut Vec<String>, name: &str, run: impl FnOnce() -> Result<T>) -> Option<T> {
+    match run() {
+        Ok(value) => Some(value),
+        Err(e) => {
+            errors.push(format!("{name}: {e:#}"));
+            None
+        }
     }
 }
 
@@ -526,6 +529,10 @@ fn main() -> Result<()> {
         return soak::run(&binary, seconds, out.as_deref());
     }
     let plan = if quick { &QUICK } else { &FULL };
+    let python = pandas_python(value_of("--python"));
+    let python_ref = python.as_deref().map_err(String::as_str);
+    let mut errors = Vec::new();
+    let mut figures = Vec::new();
 
     let mut rows = Vec::new();
     let bare = bare_worker(plan)?;
@@ -555,6 +562,17 @@ fn main() -> Result<()> {
         _ => None,
     };
     rows.push(sequential);
+    if let Some(ratio) = ratio {
+        rows.push(row(
+            "execute 6*7: HTTP p50 / bare worker p50",
+            Vec::new(),
+            Duration::ZERO,
+            format!("ratio {ratio:.2}"),
+        ));
+        figures.push(format!(
+            "overhead ratio (HTTP execute p50 / bare worker p50): {ratio:.2}"
+        ));
+    }
     for contexts in [1, 2, 8] {
         rows.push(parallel_execute(&host, plan, contexts)?);
     }
@@ -565,31 +583,90 @@ fn main() -> Result<()> {
     )?);
     rows.push(manifest(&host, plan)?);
     rows.extend(polyglot::rows(&host, plan)?);
-    let (all, worker) = many_contexts(&host, plan)?;
-    rows.push(all);
-    rows.push(worker);
+    rows.extend(
+        section(&mut errors, "200 contexts", || {
+            memory::many_contexts(&host, plan)
+        })
+        .unwrap_or_default(),
+    );
     drop(host);
-    let cold = Host::start(&binary, &["--pool-size", "0"])?;
-    rows.push(create_contexts(
-        &cold,
-        plan,
-        "create PythonContext, cold (no pool)",
-    )?);
-    drop(cold);
+
+    // Big values, and NodeContext beside the 2018 host.
+    let mut env = Vec::new();
+    if let Ok(python) = &python {
+        env.push(("STENCILA_PYTHON", std::ffi::OsStr::new(python.as_str())));
+    }
+    let interpreter = python.clone().unwrap_or_else(|_| "python3".into());
+    let big = Host::start_with_env(&binary, values::HOST_ARGS, &env)?;
+    let pandas = python_ref.map(|_| ()).map_err(str::to_string);
+    match values::rows(&big, plan, pandas, &interpreter, &mut errors, &mut figures) {
+        Ok(big_rows) => rows.extend(big_rows),
+        Err(e) => errors.push(format!("big values: {e:#}")),
+    }
+    println!("{}", reference::PYTHON_2018);
+    let reference = match value_of("--reference-2018") {
+        None => {
+            println!(
+                "2018 Node host: not installed (cargo xtask bench installs {} under target/bench-2018)",
+                reference::NODE_PACKAGE
+            );
+            None
+        }
+        Some(dir) => match reference::Reference::start(std::path::Path::new(&dir)) {
+            Ok(reference) => {
+                println!(
+                    "2018 Node host: {} from {dir}; its NodeContext beside this host's{}",
+                    reference::NODE_PACKAGE,
+                    if reference.disabled.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; not built here, so their context types are off: {}",
+                            reference.disabled.join("; ")
+                        )
+                    }
+                );
+                Some(reference)
+            }
+            Err(e) => {
+                println!("2018 Node host: could not start: {e:#}");
+                None
+            }
+        },
+    };
+    rows.extend(reference::rows(&big, reference.as_ref(), plan, &mut errors));
+    drop(reference);
+    drop(big);
+
+    rows.extend(cold::rows(&binary, plan, python_ref, &mut errors));
+    rows.extend(
+        section(&mut errors, "500 contexts", || {
+            memory::capacity(&binary, plan)
+        })
+        .flatten(),
+    );
     rows.extend(jupyter::rows(&binary, plan)?);
 
     print_table(&rows);
-    if let Some(ratio) = ratio {
-        println!("overhead ratio (HTTP execute p50 / bare worker p50): {ratio:.2}");
+    for figure in &figures {
+        println!("{figure}");
     }
     if let Some(out) = out {
         let report = json!({
             "quick": quick,
             "overhead_ratio": ratio,
+            "figures": figures,
+            "errors": errors,
             "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         });
         std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
         println!("written to {}", out.display());
+    }
+    if !errors.is_empty() {
+        for error in &errors {
+            eprintln!("bench error: {error}");
+        }
+        bail!("{} rows failed (said above)", errors.len());
     }
     Ok(())
 }

@@ -1,0 +1,147 @@
+//! Creating a PythonContext without the pool (issue 9), sequentially at a steady rate
+//! (one create every ~60 ms after the last ended): the p50 of `POST /PythonContext`, then
+//! of the first execute in the new context (`1`, or `import pandas` where the variant
+//! says). Each variant runs on its own host with its own options; a variant that needs
+//! an option this binary does not have (`stencila serve --help` does not list it) is
+//! skipped with a message, so rows for new options (`--preload`, a zygote switch) turn
+//! on by themselves when those land. Add a variant to `VARIANTS` for another row.
+
+use crate::{check_integer, execute_body, row, Host, Plan, Row};
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// One row: a label, host options, the option that must exist for it to run, whether
+/// it needs an interpreter with pandas, and the first code run in each new context.
+pub(crate) struct Variant {
+    pub label: &'static str,
+    pub args: &'static [&'static str],
+    pub needs_flag: Option<&'static str>,
+    pub pandas: bool,
+    pub first: &'static str,
+}
+
+const IMPORT_PANDAS: &str = "import pandas\n1";
+
+pub(crate) const VARIANTS: &[Variant] = &[
+    Variant {
+        label: "create PythonContext, no pool",
+        args: &["--pool-size", "0"],
+        needs_flag: None,
+        pandas: false,
+        first: "1",
+    },
+    Variant {
+        label: "create PythonContext, no pool; import pandas",
+        args: &["--pool-size", "0"],
+        needs_flag: None,
+        pandas: true,
+        first: IMPORT_PANDAS,
+    },
+    Variant {
+        label: "create PythonContext, no pool, --preload pandas",
+        args: &["--pool-size", "0", "--preload", "pandas"],
+        needs_flag: Some("--preload"),
+        pandas: true,
+        first: IMPORT_PANDAS,
+    },
+];
+
+/// The creates of one variant on a fresh host. `python` is the interpreter with pandas
+/// (`Err` says why there is none) for the variants that need it.
+pub(crate) fn variant_row(
+    binary: &PathBuf,
+    plan: &Plan,
+    variant: &Variant,
+    help: &str,
+    python: Result<&str, &str>,
+) -> Result<Option<Row>> {
+    if let Some(flag) = variant.needs_flag {
+        if !help.split_whitespace().any(|word| word == flag) {
+            println!(
+                "skipped \"{}\": `stencila serve --help` lists no {flag}",
+                variant.label
+            );
+            return Ok(None);
+        }
+    }
+    let mut env = Vec::new();
+    if variant.pandas {
+        match python {
+            Ok(python) => env.push(("STENCILA_PYTHON", std::ffi::OsStr::new(python))),
+            Err(why) => {
+                println!("skipped \"{}\": {why}", variant.label);
+                return Ok(None);
+            }
+        }
+    }
+    // A pandas import takes ~0.5 s: half as many of those.
+    let count = if variant.first == "1" {
+        plan.cold_creates
+    } else {
+        plan.cold_creates.div_ceil(2)
+    };
+    let host = Host::start_with_env(binary, variant.args, &env)?;
+    let mut connection = host.connection()?;
+    let mut creates = Vec::with_capacity(count);
+    let mut firsts = Vec::with_capacity(count);
+    let started = Instant::now();
+    for _ in 0..count {
+        let t = Instant::now();
+        let name = host.create(&mut connection)?;
+        creates.push(t.elapsed());
+        let request = connection.build(
+            "PUT",
+            &format!("/{name}!execute"),
+            Some(&host.token),
+            &execute_body(variant.first),
+        );
+        let t = Instant::now();
+        let response = connection.send(&request)?;
+        firsts.push(t.elapsed());
+        if let Err(e) = check_integer(&response.body, 1) {
+            bail!("{:?} in a new context: {e}", variant.first);
+        }
+        host.delete(&mut connection, &name)?;
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    let elapsed = started.elapsed();
+    firsts.sort();
+    let first_p50 = firsts[firsts.len().saturating_sub(1) / 2];
+    let mut options = variant.args.join(" ");
+    if variant.pandas {
+        options.push_str("; STENCILA_PYTHON has pandas");
+    }
+    Ok(Some(row(
+        variant.label,
+        creates,
+        elapsed,
+        format!(
+            "POST; then {:?} p50 {:.1} ms; {options}",
+            variant.first,
+            first_p50.as_secs_f64() * 1e3
+        ),
+    )))
+}
+
+/// Every variant's row; a variant that fails goes to `errors` and the others still run.
+pub(crate) fn rows(
+    binary: &PathBuf,
+    plan: &Plan,
+    python: Result<&str, &str>,
+    errors: &mut Vec<String>,
+) -> Vec<Row> {
+    let help = std::process::Command::new(binary)
+        .args(["serve", "--help"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for variant in VARIANTS {
+        match variant_row(binary, plan, variant, &help, python) {
+            Ok(row) => rows.extend(row),
+            Err(e) => errors.push(format!("{}: {e:#}", variant.label)),
+        }
+    }
+    rows
+}

@@ -5,7 +5,8 @@
 //! Test tools that are not Rust are installed under `target/`, never in the source
 //! tree: Debian's chromium (apt-get, when missing), playwright-core from the npm
 //! registry into `target/browser`, and schemathesis with pandas and matplotlib from
-//! PyPI into the virtualenv `target/test-venv`.
+//! PyPI into the virtualenv `target/test-venv`. `cargo xtask bench` installs the 2018
+//! Node host it compares with (npm `stencila-node@0.28.15`) into `target/bench-2018`.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

@@ -582,7 +582,12 @@ fn main() -> Result<()> {
         "create PythonContext, pooled",
     )?);
     rows.push(manifest(&host, plan)?);
-    rows.extend(polyglot::rows(&host, plan)?);
+    rows.extend(
+        section(&mut errors, "SQLite and Node rows", || {
+            polyglot::rows(&host, plan)
+        })
+        .unwrap_or_default(),
+    );
     rows.extend(
         section(&mut errors, "200 contexts", || {
             memory::many_contexts(&host, plan)
@@ -604,36 +609,34 @@ fn main() -> Result<()> {
         Err(e) => errors.push(format!("big values: {e:#}")),
     }
     println!("{}", reference::PYTHON_2018);
-    let reference = match value_of("--reference-2018") {
-        None => {
-            println!(
+    let (reference, node_2018) = match value_of("--reference-2018") {
+        None => (
+            None,
+            format!(
                 "2018 Node host: not installed (cargo xtask bench installs {} under target/bench-2018)",
                 reference::NODE_PACKAGE
-            );
-            None
-        }
+            ),
+        ),
         Some(dir) => match reference::Reference::start(std::path::Path::new(&dir)) {
             Ok(reference) => {
-                println!(
-                    "2018 Node host: {} from {dir}; its NodeContext beside this host's{}",
-                    reference::NODE_PACKAGE,
-                    if reference.disabled.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            "; not built here, so their context types are off: {}",
-                            reference.disabled.join("; ")
-                        )
-                    }
+                let off = if reference.disabled.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; not built here, so their context types are off: {}",
+                        reference.disabled.join("; ")
+                    )
+                };
+                let said = format!(
+                    "2018 Node host: {} from {dir}; its NodeContext beside this host's{off}",
+                    reference::NODE_PACKAGE
                 );
-                Some(reference)
+                (Some(reference), said)
             }
-            Err(e) => {
-                println!("2018 Node host: could not start: {e:#}");
-                None
-            }
+            Err(e) => (None, format!("2018 Node host: could not start: {e:#}")),
         },
     };
+    println!("{node_2018}");
     rows.extend(reference::rows(&big, reference.as_ref(), plan, &mut errors));
     drop(reference);
     drop(big);
@@ -645,7 +648,12 @@ fn main() -> Result<()> {
         })
         .flatten(),
     );
-    rows.extend(jupyter::rows(&binary, plan)?);
+    rows.extend(
+        section(&mut errors, "JupyterContext rows", || {
+            jupyter::rows(&binary, plan)
+        })
+        .unwrap_or_default(),
+    );
 
     print_table(&rows);
     for figure in &figures {
@@ -657,6 +665,7 @@ fn main() -> Result<()> {
             "overhead_ratio": ratio,
             "figures": figures,
             "errors": errors,
+            "reference_2018": { "python": reference::PYTHON_2018, "node": node_2018 },
             "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         });
         std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;

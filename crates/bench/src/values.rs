@@ -264,7 +264,10 @@ pub(crate) fn rows(
             let mut r = row(&out_label, m.latencies, m.elapsed, String::new());
             r.bytes = Some(m.bytes as u64);
             let per = per_element_ns(&r, case.elements).unwrap_or(0.0);
-            r.note = format!("{per:.0} ns/element; {interpreter}; inline via {INLINE}");
+            r.note = format!(
+                "p50 {:.1} ms, {per:.0} ns/element; {interpreter}; inline via {INLINE}",
+                r.percentile(0.5).unwrap_or(0.0) / 1e3
+            );
             Ok((r, m.value))
         })();
         let (out_row, value) = match result {
@@ -301,7 +304,10 @@ pub(crate) fn rows(
             let mut r = row(&in_label, m.latencies, m.elapsed, String::new());
             r.bytes = Some(body.len() as u64);
             let per = per_element_ns(&r, case.elements).unwrap_or(0.0);
-            r.note = format!("{per:.0} ns/element; bytes are the request's; `{code}`");
+            r.note = format!(
+                "p50 {:.1} ms, {per:.0} ns/element; bytes are the request's; `{code}`",
+                r.percentile(0.5).unwrap_or(0.0) / 1e3
+            );
             Ok(r)
         })();
         match result {

@@ -5,6 +5,8 @@
 //! an option this binary does not have (`stencila serve --help` does not list it) is
 //! skipped with a message, so rows for new options (`--preload`, a zygote switch) turn
 //! on by themselves when those land. Add a variant to `VARIANTS` for another row.
+//! (The zygote branch makes the zygote the default start, `--no-zygote` the spawn path,
+//! and `--preload a,b` the modules the zygote imports.)
 
 use crate::{check_integer, execute_body, row, Host, Plan, Row};
 use anyhow::{bail, Result};
@@ -28,6 +30,13 @@ pub(crate) const VARIANTS: &[Variant] = &[
         label: "create PythonContext, no pool",
         args: &["--pool-size", "0"],
         needs_flag: None,
+        pandas: false,
+        first: "1",
+    },
+    Variant {
+        label: "create PythonContext, no pool, --no-zygote",
+        args: &["--pool-size", "0", "--no-zygote"],
+        needs_flag: Some("--no-zygote"),
         pandas: false,
         first: "1",
     },
@@ -109,6 +118,10 @@ pub(crate) fn variant_row(
     firsts.sort();
     let first_p50 = firsts[firsts.len().saturating_sub(1) / 2];
     let mut options = variant.args.join(" ");
+    // Where the binary has a zygote, it is how a worker starts unless told otherwise.
+    if help.contains("--no-zygote") && !variant.args.contains(&"--no-zygote") {
+        options.push_str(" (forked from the zygote)");
+    }
     if variant.pandas {
         options.push_str("; STENCILA_PYTHON has pandas");
     }
@@ -124,6 +137,29 @@ pub(crate) fn variant_row(
     )))
 }
 
+/// The interpreter starting and exiting (`-c pass`), no host: the floor of a cold create.
+fn python_start(plan: &Plan) -> Result<Row> {
+    let python = std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut latencies = Vec::with_capacity(plan.cold_creates);
+    let started = Instant::now();
+    for _ in 0..plan.cold_creates {
+        let t = Instant::now();
+        let status = std::process::Command::new(&python)
+            .args(["-c", "pass"])
+            .status()?;
+        latencies.push(t.elapsed());
+        if !status.success() {
+            bail!("{python} -c pass: {status}");
+        }
+    }
+    Ok(row(
+        "python start and exit (-c pass), no host",
+        latencies,
+        started.elapsed(),
+        format!("{python}: the floor of a create without a pool"),
+    ))
+}
+
 /// Every variant's row; a variant that fails goes to `errors` and the others still run.
 pub(crate) fn rows(
     binary: &PathBuf,
@@ -137,6 +173,10 @@ pub(crate) fn rows(
         .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
         .unwrap_or_default();
     let mut rows = Vec::new();
+    match python_start(plan) {
+        Ok(row) => rows.push(row),
+        Err(e) => errors.push(format!("python start: {e:#}")),
+    }
     for variant in VARIANTS {
         match variant_row(binary, plan, variant, &help, python) {
             Ok(row) => rows.extend(row),

@@ -315,6 +315,39 @@ fn sequential_execute(host: &Host, plan: &Plan) -> Result<Row> {
     ))
 }
 
+/// `GET /favicon.ico` on one keep-alive connection: HTTP alone, no context.
+fn http_alone(host: &Host, plan: &Plan) -> Result<Row> {
+    let mut connection = host.connection()?;
+    let request = connection.build("GET", "/favicon.ico", Some(&host.token), "");
+    let check = |response: &client::Response| -> Result<()> {
+        if response.status != 200 || response.body.is_empty() {
+            bail!(
+                "GET /favicon.ico: {} with {} bytes",
+                response.status,
+                response.body.len()
+            );
+        }
+        Ok(())
+    };
+    for _ in 0..plan.warmup {
+        check(&connection.send(&request)?)?;
+    }
+    let mut latencies = Vec::with_capacity(plan.sequential);
+    let started = Instant::now();
+    for _ in 0..plan.sequential {
+        let t = Instant::now();
+        let response = connection.send(&request)?;
+        latencies.push(t.elapsed());
+        check(&response)?;
+    }
+    Ok(row(
+        "GET /favicon.ico, 1 client (HTTP alone)",
+        latencies,
+        started.elapsed(),
+        "keep-alive; no context".into(),
+    ))
+}
+
 fn parallel_execute(host: &Arc<Host>, plan: &Plan, contexts: usize) -> Result<Row> {
     let mut setup = host.connection()?;
     let names: Vec<String> = (0..contexts)
@@ -561,7 +594,16 @@ fn main() -> Result<()> {
         (Some(http), Some(bare)) if bare > 0.0 => Some(http / bare),
         _ => None,
     };
+    let http_p50 = sequential.percentile(0.5);
     rows.push(sequential);
+    let alone = http_alone(&host, plan)?;
+    if let (Some(execute), Some(alone), Some(bare)) = (http_p50, alone.percentile(0.5), bare_p50) {
+        figures.push(format!(
+            "glue (HTTP execute p50 - HTTP alone p50 - bare worker p50): {:.0} µs",
+            execute - alone - bare
+        ));
+    }
+    rows.push(alone);
     if let Some(ratio) = ratio {
         rows.push(row(
             "execute 6*7: HTTP p50 / bare worker p50",

@@ -139,7 +139,11 @@ pub(crate) fn variant_row(
 
 /// The interpreter starting and exiting (`-c pass`), no host: the floor of a cold create.
 fn python_start(plan: &Plan) -> Result<Row> {
-    let python = std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let program = std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into());
+    // The real interpreter, past any pyenv shim, as the host resolves it.
+    let python = stencila_contexts::resolve_interpreter(&program)
+        .map(|path| path.display().to_string())
+        .unwrap_or(program);
     let mut latencies = Vec::with_capacity(plan.cold_creates);
     let started = Instant::now();
     for _ in 0..plan.cold_creates {

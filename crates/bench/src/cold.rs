@@ -66,7 +66,7 @@ pub(crate) fn variant_row(
     python: Result<&str, &str>,
 ) -> Result<Option<Row>> {
     if let Some(flag) = variant.needs_flag {
-        if !help.split_whitespace().any(|word| word == flag) {
+        if !lists_flag(help, flag) {
             println!(
                 "skipped \"{}\": `stencila serve --help` lists no {flag}",
                 variant.label
@@ -137,6 +137,11 @@ pub(crate) fn variant_row(
     )))
 }
 
+/// Whether `--help` text offers `flag` (as a word: `--preload` is not `--preload-x`).
+fn lists_flag(help: &str, flag: &str) -> bool {
+    help.split_whitespace().any(|word| word == flag)
+}
+
 /// The interpreter starting and exiting (`-c pass`), no host: the floor of a cold create.
 fn python_start(plan: &Plan) -> Result<Row> {
     let program = std::env::var("STENCILA_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -188,4 +193,38 @@ pub(crate) fn rows(
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELP: &str = "      --pool-size <POOL_SIZE>\n          Python workers kept started [default: 2]\n      --preload <MODULE,...>\n          Python modules the zygote imports once (not with --no-zygote-x)\n";
+
+    #[test]
+    fn a_flag_is_listed_only_as_a_whole_word() {
+        assert!(lists_flag(HELP, "--preload"));
+        assert!(lists_flag(HELP, "--pool-size"));
+        assert!(!lists_flag(HELP, "--no-zygote"));
+        assert!(!lists_flag(HELP, "--pool"));
+    }
+
+    #[test]
+    fn every_variant_runs_without_a_pool() {
+        for variant in VARIANTS {
+            assert_eq!(
+                &variant.args[..2],
+                &["--pool-size", "0"],
+                "{}",
+                variant.label
+            );
+            if let Some(flag) = variant.needs_flag {
+                assert!(
+                    variant.args.contains(&flag),
+                    "{} must pass {flag}",
+                    variant.label
+                );
+            }
+        }
+    }
 }

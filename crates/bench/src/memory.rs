@@ -29,7 +29,11 @@ struct Memory {
 }
 
 fn smaps_rollup(pid: u32) -> Option<Memory> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    parse_rollup(&std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)
+}
+
+/// USS and PSS from the text of a `smaps_rollup` file.
+fn parse_rollup(text: &str) -> Option<Memory> {
     let field = |name: &str| -> Option<u64> {
         text.lines()
             .find_map(|line| line.strip_prefix(name))
@@ -239,4 +243,39 @@ pub(crate) fn capacity(binary: &Path, plan: &Plan) -> Result<Option<Row>> {
     );
     r.rss_kib = host_rss;
     Ok(Some(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLLUP: &str = "55d0c0de0000-7ffd0000f000 ---p 00000000 00:00 0                  [rollup]
+Rss:               18592 kB
+Pss:               11701 kB
+Pss_Dirty:         11000 kB
+Pss_Anon:          10900 kB
+Shared_Clean:       6900 kB
+Shared_Dirty:         24 kB
+Private_Clean:       120 kB
+Private_Dirty:     11548 kB
+";
+
+    #[test]
+    fn uss_is_private_clean_plus_dirty_and_pss_is_the_pss_line() {
+        let memory = parse_rollup(ROLLUP).expect("parsed");
+        assert_eq!(memory.uss, 120 + 11548);
+        assert_eq!(memory.pss, 11701);
+    }
+
+    #[test]
+    fn a_rollup_without_private_lines_gives_nothing() {
+        assert!(parse_rollup("Rss: 1 kB\nPss: 1 kB\n").is_none());
+    }
+
+    #[test]
+    fn median_and_max() {
+        assert_eq!(median_max(vec![5, 1, 9, 3]), Some((3, 9)));
+        assert_eq!(median_max(vec![7]), Some((7, 7)));
+        assert_eq!(median_max(Vec::new()), None);
+    }
 }

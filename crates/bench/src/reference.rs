@@ -221,15 +221,26 @@ impl Target<'_> {
 
     /// The value an execute answered: `value` here, `outputs[0].value` in 2018.
     fn value(&self, body: &[u8]) -> Result<Value> {
-        let mut result: Value = serde_json::from_slice(body)?;
-        if result["messages"] != json!([]) {
-            bail!("messages: {}", short(&result["messages"].to_string()));
-        }
-        Ok(match self {
-            Target::Ours(_) => result["value"].take(),
-            Target::Y2018(_) => result["outputs"][0]["value"].take(),
-        })
+        answer(body, matches!(self, Target::Y2018(_)))
     }
+}
+
+/// The value in an execute's answer (`value`; in 2018 the cell's `outputs[0].value`),
+/// or an error when it carries messages or no value.
+fn answer(body: &[u8], year_2018: bool) -> Result<Value> {
+    let mut result: Value = serde_json::from_slice(body)?;
+    if result["messages"] != json!([]) {
+        bail!("messages: {}", short(&result["messages"].to_string()));
+    }
+    let value = if year_2018 {
+        result["outputs"][0]["value"].take()
+    } else {
+        result["value"].take()
+    };
+    if value.is_null() {
+        bail!("no value in {}", short(&result.to_string()));
+    }
+    Ok(value)
 }
 
 /// One piece of NodeContext work: code, an optional input `x`, and a check of the
@@ -470,4 +481,37 @@ pub(crate) fn rows(
         Err(e) => errors.push(format!("create NodeContext: {e:#}")),
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_2018_answer_is_the_cells_first_output() {
+        let body = br#"{"source":{"type":"string","data":"6*7"},"expr":false,"inputs":[],"outputs":[{"value":{"type":"number","data":42}}],"messages":[]}"#;
+        assert_eq!(answer(body, true).expect("a value")["data"], json!(42));
+        assert!(
+            answer(body, false).is_err(),
+            "this host's answer has `value`"
+        );
+    }
+
+    #[test]
+    fn an_answer_with_messages_is_an_error() {
+        let body = br#"{"messages":[{"type":"error","message":"boom"}],"value":null}"#;
+        let error = answer(body, false).expect_err("messages");
+        assert!(error.to_string().contains("boom"), "{error}");
+    }
+
+    #[test]
+    fn the_checks_refuse_a_wrong_answer() {
+        assert!(check_42(&json!(42)).is_ok());
+        assert!(check_42(&json!("42")).is_err());
+        let range: Vec<usize> = (0..BIG).collect();
+        assert!(check_range(&json!(range)).is_ok());
+        assert!(check_range(&json!(range[..BIG - 1])).is_err());
+        assert!(check_long(&json!("x".repeat(LONG))).is_ok());
+        assert!(check_long(&json!("x".repeat(LONG - 1) + "y")).is_err());
+    }
 }

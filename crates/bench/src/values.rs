@@ -328,3 +328,47 @@ pub(crate) fn rows(
     out_rows.extend(in_rows);
     Ok(out_rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_array_must_have_every_element() {
+        assert!(check_array(&json!({"type": "array", "data": [0, 1, 2]}), 3).is_ok());
+        assert!(check_array(&json!({"type": "array", "data": [0, 1]}), 3).is_err());
+        assert!(check_array(&json!({"type": "array", "data": [0, 1, 7]}), 3).is_err());
+        assert!(check_array(&json!({"type": "string", "data": [0, 1, 2]}), 3).is_err());
+    }
+
+    #[test]
+    fn a_table_must_be_100000_by_5() {
+        let column = json!({"name": "a", "type": "integer", "values": vec![0; FRAME_ROWS]});
+        let table =
+            |n: usize| json!({"type": "table", "data": {"columns": vec![column.clone(); n]}});
+        assert!(check_table(&table(5), FRAME_ROWS * 5).is_ok());
+        assert!(check_table(&table(4), FRAME_ROWS * 5).is_err());
+        let short = json!({"name": "a", "type": "integer", "values": [1]});
+        let mut uneven = table(5);
+        uneven["data"]["columns"][2] = short;
+        assert!(check_table(&uneven, FRAME_ROWS * 5).is_err());
+    }
+
+    #[test]
+    fn a_string_must_be_all_x() {
+        assert!(check_string(&json!({"type": "string", "data": "xxx"}), 3).is_ok());
+        assert!(check_string(&json!({"type": "string", "data": "xxy"}), 3).is_err());
+    }
+
+    #[test]
+    fn growth_shows_the_ratio_and_the_constant() {
+        let line = growth("out", &[(10_000, 5_000.0), (1_000_000, 550_000.0)]).expect("a line");
+        assert!(
+            line.starts_with("growth 10^4->10^6 (out): x110.0"),
+            "{line}"
+        );
+        assert!(line.contains("500 ns/element at 10000"), "{line}");
+        assert!(line.contains("550 ns/element at 1000000"), "{line}");
+        assert!(growth("in", &[]).is_none());
+    }
+}

@@ -1,9 +1,18 @@
 //! `stencila-bench`: starts a `stencila` binary on a free loopback port, drives it with
 //! keep-alive connections from this second process, checks every response, and prints
-//! one table (p50/p90/p99 latency, throughput, RSS) plus the same as JSON.
+//! one table (p50/p90/p99 latency, throughput, memory, bytes, the 2018 host's p50) plus
+//! the same as JSON. Sections: the execute round trip (bare worker, HTTP alone, HTTP
+//! execute, their ratio), the other context types (`polyglot.rs`), many live contexts
+//! and their memory (`memory.rs`), big values out and in (`values.rs`), NodeContext
+//! beside the 2018 Node host (`reference.rs`), creates without a pool (`cold.rs`) and
+//! Jupyter (`jupyter.rs`). A row that fails is named with its reason; the other rows
+//! still run, and the bench then exits non-zero. Timings are reported, never asserted.
 //!
-//! Run through `cargo xtask bench [--quick]`, which builds both in release mode. With
-//! `--soak <seconds>` it runs the soak test instead (`soak.rs`, `cargo xtask soak`).
+//! Options: `--binary <stencila>` (required), `--out <json>`, `--quick`, `--python
+//! <interpreter with pandas>`, `--reference-2018 <dir of npm stencila-node>`,
+//! `--host-arg <arg>` (repeatable, for the main host). Run through `cargo xtask bench
+//! [--quick]`, which builds both in release mode and passes the last two where it can.
+//! With `--soak <seconds>` it runs the soak test instead (`soak.rs`, `cargo xtask soak`).
 
 mod client;
 mod cold;

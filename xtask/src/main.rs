@@ -5,7 +5,8 @@
 //! Test tools that are not Rust are installed under `target/`, never in the source
 //! tree: Debian's chromium (apt-get, when missing), playwright-core from the npm
 //! registry into `target/browser`, and schemathesis with pandas and matplotlib from
-//! PyPI into the virtualenv `target/test-venv`.
+//! PyPI into the virtualenv `target/test-venv`. `cargo xtask bench` installs the 2018
+//! Node host it compares with (npm `stencila-node@0.28.15`) into `target/bench-2018`.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -428,11 +429,87 @@ fn bench(quick: bool) -> Result<()> {
     if quick {
         command.arg("--quick");
     }
+    // The test virtualenv has pandas, for the DataFrame rows; without it they are skipped.
+    let venv_python = root().join("target/test-venv/bin/python");
+    if venv_python.exists() {
+        command.arg("--python").arg(venv_python);
+    }
+    if let Some(dir) = reference_2018() {
+        command.arg("--reference-2018").arg(dir);
+    }
     let status = command.status().context("could not run stencila-bench")?;
     if !status.success() {
         bail!("the bench failed ({status})");
     }
     Ok(())
+}
+
+/// The 2018 Node host the bench compares with (issue 9); the 2018 Python host is not
+/// on PyPI, so there is no Python reference to install.
+const REFERENCE_2018: &str = "stencila-node@0.28.15";
+
+/// How long installing the 2018 host may take.
+const REFERENCE_INSTALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Installs the 2018 Node host into `target/bench-2018` when it is not there, from the
+/// npm registry, without install scripts (its native add-ons, zeromq 4 and
+/// better-sqlite3 4, do not build on node 18+; the bench's launcher switches their
+/// context types off). Never fails the bench: on any failure it says why and returns
+/// `None`, and the bench runs without the 2018 column.
+fn reference_2018() -> Option<PathBuf> {
+    let dir = root().join("target").join("bench-2018");
+    if dir.join("node_modules/stencila-node/package.json").exists() {
+        return Some(dir);
+    }
+    eprintln!("xtask: installing the 2018 Node host ({REFERENCE_2018}) into target/bench-2018");
+    let spawned = Command::new("npm")
+        .args(["install", "--prefix"])
+        .arg(&dir)
+        .args([
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--fetch-retries=1",
+            "--fetch-timeout=30000",
+            REFERENCE_2018,
+        ])
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("xtask: npm did not run ({e}); the bench runs without the 2018 column");
+            return None;
+        }
+    };
+    let deadline = std::time::Instant::now() + REFERENCE_INSTALL_LIMIT;
+    let outcome = loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break Ok(()),
+            Ok(Some(status)) => break Err(format!("npm install failed ({status})")),
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!(
+                    "npm install took over {REFERENCE_INSTALL_LIMIT:?}; stopped"
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(200)),
+            Err(e) => break Err(format!("waiting for npm: {e}")),
+        }
+    };
+    match outcome {
+        Ok(()) if dir.join("node_modules/stencila-node/package.json").exists() => Some(dir),
+        Ok(()) => {
+            eprintln!(
+                "xtask: npm installed no stencila-node; the bench runs without the 2018 column"
+            );
+            None
+        }
+        Err(why) => {
+            eprintln!("xtask: {why}; the bench runs without the 2018 column");
+            None
+        }
+    }
 }
 
 fn soak(seconds: u64) -> Result<()> {

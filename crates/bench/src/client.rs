@@ -45,17 +45,18 @@ impl Connection {
 
     /// The bytes of a request, built once and sent many times.
     pub fn build(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
+        let cookie = token.map(|token| format!("Cookie: token={token}\r\n"));
+        self.build_with(method, path, cookie.as_deref().unwrap_or(""), body)
+    }
+
+    /// A request with `headers` (each line ending in CRLF) instead of a token cookie:
+    /// the 2018 host takes `Authorization: Bearer <JWT>`.
+    pub fn build_with(&self, method: &str, path: &str, headers: &str, body: &str) -> Vec<u8> {
         let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n{headers}\r\n",
             self.port,
             body.len()
         );
-        if let Some(token) = token {
-            request.push_str("Cookie: token=");
-            request.push_str(token);
-            request.push_str("\r\n");
-        }
-        request.push_str("\r\n");
         request.push_str(body);
         request.into_bytes()
     }

@@ -1,14 +1,27 @@
 //! `stencila-bench`: starts a `stencila` binary on a free loopback port, drives it with
 //! keep-alive connections from this second process, checks every response, and prints
-//! one table (p50/p90/p99 latency, throughput, RSS) plus the same as JSON.
+//! one table (p50/p90/p99 latency, throughput, memory, bytes, the 2018 host's p50) plus
+//! the same as JSON. Sections: the execute round trip (bare worker, HTTP alone, HTTP
+//! execute, their ratio), the other context types (`polyglot.rs`), many live contexts
+//! and their memory (`memory.rs`), big values out and in (`values.rs`), NodeContext
+//! beside the 2018 Node host (`reference.rs`), creates without a pool (`cold.rs`) and
+//! Jupyter (`jupyter.rs`). A row that fails is named with its reason; the other rows
+//! still run, and the bench then exits non-zero. Timings are reported, never asserted.
 //!
-//! Run through `cargo xtask bench [--quick]`, which builds both in release mode. With
-//! `--soak <seconds>` it runs the soak test instead (`soak.rs`, `cargo xtask soak`).
+//! Options: `--binary <stencila>` (required), `--out <json>`, `--quick`, `--python
+//! <interpreter with pandas>`, `--reference-2018 <dir of npm stencila-node>`,
+//! `--host-arg <arg>` (repeatable, for the main host). Run through `cargo xtask bench
+//! [--quick]`, which builds both in release mode and passes the last two where it can.
+//! With `--soak <seconds>` it runs the soak test instead (`soak.rs`, `cargo xtask soak`).
 
 mod client;
+mod cold;
 mod jupyter;
+mod memory;
 mod polyglot;
+mod reference;
 mod soak;
+mod values;
 
 use anyhow::{bail, Context, Result};
 use client::Connection;
@@ -27,6 +40,12 @@ struct Plan {
     creates: usize,
     manifest_for: Duration,
     many_contexts: usize,
+    /// Measured runs of each big value (five times as many for the smallest).
+    big_repeats: usize,
+    /// Creates per no-pool variant (half for those that import pandas).
+    cold_creates: usize,
+    /// Whether to run 500 live contexts.
+    capacity: bool,
 }
 
 const FULL: Plan = Plan {
@@ -36,6 +55,9 @@ const FULL: Plan = Plan {
     creates: 60,
     manifest_for: Duration::from_secs(3),
     many_contexts: 200,
+    big_repeats: 10,
+    cold_creates: 40,
+    capacity: true,
 };
 
 const QUICK: Plan = Plan {
@@ -45,6 +67,9 @@ const QUICK: Plan = Plan {
     creates: 10,
     manifest_for: Duration::from_millis(700),
     many_contexts: 200,
+    big_repeats: 3,
+    cold_creates: 10,
+    capacity: false,
 };
 
 /// One line of the table.
@@ -53,7 +78,12 @@ struct Row {
     count: usize,
     latencies: Vec<Duration>,
     elapsed: Duration,
+    /// Memory in KiB: the host's RSS, or a worker's USS/PSS where the scenario says so.
     rss_kib: Option<u64>,
+    /// Bytes of the response (or, for an input, the request) body the row moves.
+    bytes: Option<u64>,
+    /// p50 of the same work on the 2018 host, where it ran.
+    reference_p50: Option<Duration>,
     note: String,
 }
 
@@ -79,6 +109,8 @@ impl Row {
             "p99_us": self.percentile(0.99),
             "per_second": self.throughput(),
             "rss_kib": self.rss_kib,
+            "bytes": self.bytes,
+            "reference_p50_us": self.reference_p50.map(|d| d.as_secs_f64() * 1e6),
             "note": self.note,
         })
     }
@@ -92,6 +124,8 @@ fn row(scenario: &str, mut latencies: Vec<Duration>, elapsed: Duration, note: St
         latencies,
         elapsed,
         rss_kib: None,
+        bytes: None,
+        reference_p50: None,
         note,
     }
 }
@@ -122,8 +156,15 @@ impl Host {
         extra: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Result<Host> {
+        // Room for every run's contexts, unless the caller sets its own limit.
+        let limit: &[&str] = if extra.contains(&"--max-instances") {
+            &[]
+        } else {
+            &["--max-instances", "1000"]
+        };
         let mut child = Command::new(binary)
-            .args(["serve", "--port", "0", "--max-instances", "1000"])
+            .args(["serve", "--port", "0"])
+            .args(limit)
             .args(extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -283,6 +324,39 @@ fn sequential_execute(host: &Host, plan: &Plan) -> Result<Row> {
     ))
 }
 
+/// `GET /favicon.ico` on one keep-alive connection: HTTP alone, no context.
+fn http_alone(host: &Host, plan: &Plan) -> Result<Row> {
+    let mut connection = host.connection()?;
+    let request = connection.build("GET", "/favicon.ico", Some(&host.token), "");
+    let check = |response: &client::Response| -> Result<()> {
+        if response.status != 200 || response.body.is_empty() {
+            bail!(
+                "GET /favicon.ico: {} with {} bytes",
+                response.status,
+                response.body.len()
+            );
+        }
+        Ok(())
+    };
+    for _ in 0..plan.warmup {
+        check(&connection.send(&request)?)?;
+    }
+    let mut latencies = Vec::with_capacity(plan.sequential);
+    let started = Instant::now();
+    for _ in 0..plan.sequential {
+        let t = Instant::now();
+        let response = connection.send(&request)?;
+        latencies.push(t.elapsed());
+        check(&response)?;
+    }
+    Ok(row(
+        "GET /favicon.ico, 1 client (HTTP alone)",
+        latencies,
+        started.elapsed(),
+        "keep-alive; no context".into(),
+    ))
+}
+
 fn parallel_execute(host: &Arc<Host>, plan: &Plan, contexts: usize) -> Result<Row> {
     let mut setup = host.connection()?;
     let names: Vec<String> = (0..contexts)
@@ -398,75 +472,6 @@ fn manifest(host: &Arc<Host>, plan: &Plan) -> Result<Row> {
     ))
 }
 
-/// What one client of the many-contexts run saw: latencies and (name, worker pid).
-type ClientRun = (Vec<Duration>, Vec<(String, u32)>);
-
-fn many_contexts(host: &Arc<Host>, plan: &Plan) -> Result<(Row, Row)> {
-    const CLIENTS: usize = 8;
-    let started = Instant::now();
-    let per_client = plan.many_contexts.div_ceil(CLIENTS);
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let host = host.clone();
-            let count = per_client.min(plan.many_contexts.saturating_sub(client * per_client));
-            std::thread::spawn(move || -> Result<ClientRun> {
-                let mut connection = host.connection()?;
-                let mut latencies = Vec::new();
-                let mut created = Vec::new();
-                for i in 0..count {
-                    let t = Instant::now();
-                    let name = host.create(&mut connection)?;
-                    let want = (client * 1000 + i) as i64;
-                    let request = connection.build(
-                        "PUT",
-                        &format!("/{name}!execute"),
-                        Some(&host.token),
-                        &execute_body(&want.to_string()),
-                    );
-                    check_integer(&connection.send(&request)?.body, want)?;
-                    latencies.push(t.elapsed());
-                    let pid = host.worker_pid(&mut connection, &name)?;
-                    created.push((name, pid));
-                }
-                Ok((latencies, created))
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    let mut created = Vec::new();
-    for result in join_all(threads) {
-        let (l, c) = result?;
-        latencies.extend(l);
-        created.extend(c);
-    }
-    let elapsed = started.elapsed();
-    let host_rss = rss_kib(host.pid());
-    let worker_rss: Vec<u64> = created
-        .iter()
-        .filter_map(|(_, pid)| rss_kib(*pid))
-        .collect();
-    let mean_worker = worker_rss.iter().sum::<u64>() / worker_rss.len().max(1) as u64;
-    let mut connection = host.connection()?;
-    for (name, _) in &created {
-        host.delete(&mut connection, name)?;
-    }
-    let mut all = row(
-        &format!("{} contexts: create + execute", created.len()),
-        latencies,
-        elapsed,
-        format!("{CLIENTS} clients; RSS is the host's with all live"),
-    );
-    all.rss_kib = host_rss;
-    let mut worker = row(
-        "idle worker (mean)",
-        Vec::new(),
-        Duration::ZERO,
-        format!("over {} workers", worker_rss.len()),
-    );
-    worker.rss_kib = Some(mean_worker);
-    Ok((all, worker))
-}
-
 /// Joins every thread before any error is returned, so no client outlives a failure.
 fn join_all<T>(threads: Vec<std::thread::JoinHandle<Result<T>>>) -> Vec<Result<T>> {
     threads
@@ -481,10 +486,19 @@ fn join_all<T>(threads: Vec<std::thread::JoinHandle<Result<T>>>) -> Vec<Result<T
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<40} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}  note",
-        "scenario", "count", "p50 µs", "p90 µs", "p99 µs", "per second", "RSS KiB"
+        "{:<48} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10} {:>12}  note",
+        "scenario",
+        "count",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "per second",
+        "KiB",
+        "bytes",
+        "2018 p50 µs"
     );
     let fmt = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+    let int = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     for r in rows {
         let throughput = if r.count > 0 {
             format!("{:.0}", r.throughput())
@@ -492,18 +506,49 @@ fn print_table(rows: &[Row]) {
             "-".into()
         };
         println!(
-            "{:<40} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}  {}",
+            "{:<48} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10} {:>12}  {}",
             r.scenario,
             r.count,
             fmt(r.percentile(0.5)),
             fmt(r.percentile(0.9)),
             fmt(r.percentile(0.99)),
             throughput,
-            r.rss_kib
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "-".into()),
+            int(r.rss_kib),
+            int(r.bytes),
+            fmt(r.reference_p50.map(|d| d.as_secs_f64() * 1e6)),
             r.note
         );
+    }
+}
+
+/// The interpreter for the rows that need pandas: `--python`, else `STENCILA_PYTHON`,
+/// else `python3`, if it imports pandas; otherwise why not.
+fn pandas_python(given: Option<String>) -> Result<String, String> {
+    let python = given
+        .or_else(|| std::env::var("STENCILA_PYTHON").ok())
+        .unwrap_or_else(|| "python3".into());
+    match Command::new(&python)
+        .args(["-c", "import pandas"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => Ok(python),
+        Ok(_) => Err(format!(
+            "{python} has no pandas (cargo xtask test makes target/test-venv, which has)"
+        )),
+        Err(e) => Err(format!("{python} did not run: {e}")),
+    }
+}
+
+/// Runs one section; an error is kept as "section: why" and the bench goes on.
+fn section<T>(errors: &mut Vec<String>, name: &str, run: impl FnOnce() -> Result<T>) -> Option<T> {
+    match run() {
+        Ok(value) => Some(value),
+        Err(e) => {
+            errors.push(format!("{name}: {e:#}"));
+            None
+        }
     }
 }
 
@@ -526,6 +571,10 @@ fn main() -> Result<()> {
         return soak::run(&binary, seconds, out.as_deref());
     }
     let plan = if quick { &QUICK } else { &FULL };
+    let python = pandas_python(value_of("--python"));
+    let python_ref = python.as_deref().map_err(String::as_str);
+    let mut errors = Vec::new();
+    let mut figures = Vec::new();
 
     let mut rows = Vec::new();
     let bare = bare_worker(plan)?;
@@ -554,7 +603,27 @@ fn main() -> Result<()> {
         (Some(http), Some(bare)) if bare > 0.0 => Some(http / bare),
         _ => None,
     };
+    let http_p50 = sequential.percentile(0.5);
     rows.push(sequential);
+    let alone = http_alone(&host, plan)?;
+    if let (Some(execute), Some(alone), Some(bare)) = (http_p50, alone.percentile(0.5), bare_p50) {
+        figures.push(format!(
+            "glue (HTTP execute p50 - HTTP alone p50 - bare worker p50): {:.0} µs",
+            execute - alone - bare
+        ));
+    }
+    rows.push(alone);
+    if let Some(ratio) = ratio {
+        rows.push(row(
+            "execute 6*7: HTTP p50 / bare worker p50",
+            Vec::new(),
+            Duration::ZERO,
+            format!("ratio {ratio:.2}"),
+        ));
+        figures.push(format!(
+            "overhead ratio (HTTP execute p50 / bare worker p50): {ratio:.2}"
+        ));
+    }
     for contexts in [1, 2, 8] {
         rows.push(parallel_execute(&host, plan, contexts)?);
     }
@@ -564,32 +633,100 @@ fn main() -> Result<()> {
         "create PythonContext, pooled",
     )?);
     rows.push(manifest(&host, plan)?);
-    rows.extend(polyglot::rows(&host, plan)?);
-    let (all, worker) = many_contexts(&host, plan)?;
-    rows.push(all);
-    rows.push(worker);
+    rows.extend(
+        section(&mut errors, "SQLite and Node rows", || {
+            polyglot::rows(&host, plan)
+        })
+        .unwrap_or_default(),
+    );
+    rows.extend(
+        section(&mut errors, "200 contexts", || {
+            memory::many_contexts(&host, plan)
+        })
+        .unwrap_or_default(),
+    );
     drop(host);
-    let cold = Host::start(&binary, &["--pool-size", "0"])?;
-    rows.push(create_contexts(
-        &cold,
-        plan,
-        "create PythonContext, cold (no pool)",
-    )?);
-    drop(cold);
-    rows.extend(jupyter::rows(&binary, plan)?);
+
+    // Big values, and NodeContext beside the 2018 host.
+    let mut env = Vec::new();
+    if let Ok(python) = &python {
+        env.push(("STENCILA_PYTHON", std::ffi::OsStr::new(python.as_str())));
+    }
+    let interpreter = python.clone().unwrap_or_else(|_| "python3".into());
+    let big = Host::start_with_env(&binary, values::HOST_ARGS, &env)?;
+    let pandas = python_ref.map(|_| ()).map_err(str::to_string);
+    match values::rows(&big, plan, pandas, &interpreter, &mut errors, &mut figures) {
+        Ok(big_rows) => rows.extend(big_rows),
+        Err(e) => errors.push(format!("big values: {e:#}")),
+    }
+    println!("{}", reference::PYTHON_2018);
+    let (reference, node_2018) = match value_of("--reference-2018") {
+        None => (
+            None,
+            format!(
+                "2018 Node host: not installed (cargo xtask bench installs {} under target/bench-2018)",
+                reference::NODE_PACKAGE
+            ),
+        ),
+        Some(dir) => match reference::Reference::start(std::path::Path::new(&dir)) {
+            Ok(reference) => {
+                let off = if reference.disabled.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; not built here, so their context types are off: {}",
+                        reference.disabled.join("; ")
+                    )
+                };
+                let said = format!(
+                    "2018 Node host: {} from {dir}; its NodeContext beside this host's{off}",
+                    reference::NODE_PACKAGE
+                );
+                (Some(reference), said)
+            }
+            Err(e) => (None, format!("2018 Node host: could not start: {e:#}")),
+        },
+    };
+    println!("{node_2018}");
+    rows.extend(reference::rows(&big, reference.as_ref(), plan, &mut errors));
+    drop(reference);
+    drop(big);
+
+    rows.extend(cold::rows(&binary, plan, python_ref, &mut errors));
+    rows.extend(
+        section(&mut errors, "500 contexts", || {
+            memory::capacity(&binary, plan)
+        })
+        .flatten(),
+    );
+    rows.extend(
+        section(&mut errors, "JupyterContext rows", || {
+            jupyter::rows(&binary, plan)
+        })
+        .unwrap_or_default(),
+    );
 
     print_table(&rows);
-    if let Some(ratio) = ratio {
-        println!("overhead ratio (HTTP execute p50 / bare worker p50): {ratio:.2}");
+    for figure in &figures {
+        println!("{figure}");
     }
     if let Some(out) = out {
         let report = json!({
             "quick": quick,
             "overhead_ratio": ratio,
+            "figures": figures,
+            "errors": errors,
+            "reference_2018": { "python": reference::PYTHON_2018, "node": node_2018 },
             "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         });
         std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
         println!("written to {}", out.display());
+    }
+    if !errors.is_empty() {
+        for error in &errors {
+            eprintln!("bench error: {error}");
+        }
+        bail!("{} rows failed (said above)", errors.len());
     }
     Ok(())
 }

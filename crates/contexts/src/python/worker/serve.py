@@ -258,4 +258,7 @@ def main():
     serve()
 
 
-main()
+if len(sys.argv) > 1 and sys.argv[1] == "--zygote":
+    zygote_main()  # worker/zygote.py: forks workers that each go on to main()
+else:
+    main()

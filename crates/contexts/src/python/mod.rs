@@ -148,7 +148,7 @@ impl PythonContextType {
     }
 }
 
-/// The command that starts a zygote: the worker's, with `--zygote <preload> ` before
+/// The command that starts a zygote: the worker's, with `--zygote <preload>` after
 /// the worker's own arguments (see `worker/zygote.py`).
 fn zygote_command(config: &PythonConfig, preload: &[String]) -> WorkerCommand {
     let mut command = worker_command(config);
@@ -157,16 +157,11 @@ fn zygote_command(config: &PythonConfig, preload: &[String]) -> WorkerCommand {
     } else {
         preload.join(",")
     };
-    // The worker's arguments start with the host's pid, after the script.
-    let at = command.args.len() - WORKER_ARGUMENTS;
     command
         .args
-        .splice(at..at, [OsString::from("--zygote"), OsString::from(preload)]);
+        .extend([OsString::from("--zygote"), OsString::from(preload)]);
     command
 }
-
-/// How many arguments follow the script in [`worker_command`].
-const WORKER_ARGUMENTS: usize = 5;
 
 /// The command that starts a worker: the embedded script, the host's pid (the worker
 /// ends when its host does), the memory cap and the longest reply line the host reads

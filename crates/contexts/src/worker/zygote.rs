@@ -399,26 +399,28 @@ fn serve(
             return;
         }
     };
-    let mut last_start = Instant::now();
-    let mut restart = |running: &mut Option<Running>, last_start: &mut Instant| {
+    // When a start last failed: starts are not retried more often than RETRY_AFTER.
+    let mut failed_at: Option<Instant> = None;
+    let mut restart = |running: &mut Option<Running>, failed_at: &mut Option<Instant>| {
         if let Some(old) = running.take() {
             old.end();
         }
-        if last_start.elapsed() < RETRY_AFTER {
+        if failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
             return Err(format!(
-                "it failed and was restarted less than {} s ago",
+                "it could not be restarted less than {} s ago",
                 RETRY_AFTER.as_secs()
             ));
         }
-        *last_start = Instant::now();
         match Running::start(&command) {
             Ok(fresh) => {
                 log::info!("the zygote was restarted as {}", fresh.child.id());
                 *running = Some(fresh);
+                *failed_at = None;
                 Ok(())
             }
             Err(reason) => {
                 log::warn!("the zygote could not be restarted: {reason}");
+                *failed_at = Some(Instant::now());
                 Err(reason)
             }
         }
@@ -426,7 +428,7 @@ fn serve(
     loop {
         match jobs.recv_timeout(IDLE_CHECK) {
             Ok(Job::Fork(reply)) => {
-                let answer = fork_once_or_twice(&mut running, &mut last_start, &mut restart);
+                let answer = fork_once_or_twice(&mut running, &mut failed_at, &mut restart);
                 let _ = reply.send(answer);
             }
             Ok(Job::Pid(reply)) => {
@@ -442,7 +444,7 @@ fn serve(
                     None => true,
                 };
                 if dead {
-                    let _ = restart(&mut running, &mut last_start);
+                    let _ = restart(&mut running, &mut failed_at);
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -453,13 +455,13 @@ fn serve(
     }
 }
 
-type Restart<'a> = dyn FnMut(&mut Option<Running>, &mut Instant) -> Result<(), String> + 'a;
+type Restart<'a> = dyn FnMut(&mut Option<Running>, &mut Option<Instant>) -> Result<(), String> + 'a;
 
 /// Forks on the running zygote; if it is gone or fails, restarts it and tries once
 /// more.
 fn fork_once_or_twice(
     running: &mut Option<Running>,
-    last_start: &mut Instant,
+    failed_at: &mut Option<Instant>,
     restart: &mut Restart<'_>,
 ) -> Result<Forked, String> {
     let first = match running.as_mut() {
@@ -476,7 +478,7 @@ fn fork_once_or_twice(
         None => "it was not running".into(),
     };
     log::info!("the zygote could not fork ({first}); restarting it");
-    restart(running, last_start)?;
+    restart(running, failed_at)?;
     match running.as_mut() {
         Some(zygote) => zygote.fork(),
         None => Err(first),

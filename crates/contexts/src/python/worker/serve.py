@@ -258,7 +258,7 @@ def main():
     serve()
 
 
-if len(sys.argv) > 1 and sys.argv[1] == "--zygote":
+if len(sys.argv) > 2 and sys.argv[-2] == "--zygote":
     zygote_main()  # worker/zygote.py: forks workers that each go on to main()
 else:
     main()

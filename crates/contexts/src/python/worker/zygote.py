@@ -4,8 +4,9 @@
 # ---------------------------------------------------------------------------
 # The zygote
 #
-# Started as `python3 -u -S <script> --zygote <preload> <host pid> <the worker's
-# arguments...>` with its stdin one end of a SOCK_SEQPACKET socket pair (its control
+# Started as `python3 -u -S <script> <the worker's arguments...> --zygote <preload>`
+# (the worker's arguments where a worker has them, so what the script reads from
+# them as it loads is the same) with its stdin one end of a SOCK_SEQPACKET socket pair (its control
 # socket; see worker/zygote.rs for the protocol). It has read and compiled this
 # script and imported the worker's modules (and `<preload>`, comma-separated module
 # names, or `-`) and then only waits: each `fork` request carries three fds, the new
@@ -15,7 +16,8 @@
 #
 # The zygote stays single-threaded, so a fork copies no lock held by another thread:
 # it starts no thread itself (the worker's threads start in main(), in the child), and
-# a preloaded module that starts one is refused at start with a clear message.
+# a preloaded module that starts one is refused at start with a clear message, unless
+# its threads stop at a fork (see zygote_settle: numpy's OpenBLAS pool does).
 #
 # The child resets what must not be shared: its process group (its own), signal
 # dispositions and mask (a fresh interpreter's), the protocol fds (the three it was
@@ -62,6 +64,18 @@ def zygote_threads():
     return max(threading.active_count(), tasks)
 
 
+def zygote_settle():
+    """Forks once with fork(), the child exiting at once, and reaps it: a library whose
+    threads stop at a fork (OpenBLAS, which numpy loads, stops its thread pool in a
+    pthread_atfork handler and starts it again only when next used) is then
+    single-threaded again. The number of threads after."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return zygote_threads()
+
+
 def zygote_preload(names):
     """Imports the modules to preload; an error message, or None."""
     for name in names:
@@ -70,7 +84,7 @@ def zygote_preload(names):
         except BaseException as error:
             return "could not preload %s: %s" % (name, describe(error))
         threads = zygote_threads()
-        if threads > 1:
+        if threads > 1 and zygote_settle() > 1:
             return (
                 "preloading %s started %d threads: a zygote must stay single-threaded to fork "
                 "safely (a fork copies locks other threads hold), so it cannot be preloaded"
@@ -106,7 +120,7 @@ def zygote_child(control, fds, defaults):
             os.close(fd)
         # The worker's own arguments; "-c" rather than the script's /proc/self/fd path,
         # which the zygote closed (main() must not close that number again).
-        sys.argv = ["-c"] + sys.argv[3:]
+        sys.argv = ["-c"] + sys.argv[1:-2]
         import random
 
         random.seed()
@@ -128,8 +142,8 @@ def zygote_main():
 
     if ctypes is None or os.uname().machine not in CLONE_SYSCALLS or not hasattr(socket, "recv_fds"):
         raise SystemExit("stencila python zygote: cannot fork workers here (no ctypes, socket.recv_fds or known clone call)")
-    preload = [name for name in sys.argv[2].split(",") if name and name != "-"]
-    host_pid = int(sys.argv[3])
+    preload = [name for name in sys.argv[-1].split(",") if name and name != "-"]
+    host_pid = int(sys.argv[1])
     close_script_fd()
     die_with_host(host_pid)
     control = socket.socket(fileno=PROTO_IN)
@@ -161,6 +175,11 @@ def zygote_main():
             for fd in fds:
                 os.close(fd)
             zygote_send(control, {"error": "a malformed request"})
+            continue
+        if zygote_threads() > 1 and zygote_settle() > 1:
+            for fd in fds:
+                os.close(fd)
+            zygote_send(control, {"error": "the zygote is no longer single-threaded"})
             continue
         try:
             pid = zygote_clone_parent()

@@ -263,3 +263,5 @@ fn check_interpreter(interpreter: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zygote_tests;

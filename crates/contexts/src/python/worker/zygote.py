@@ -36,20 +36,33 @@ CLONE_SYSCALLS = {"x86_64": 56, "aarch64": 220, "riscv64": 220}
 CLONE_PARENT = 0x00008000
 
 
-def zygote_clone_parent():
-    """Forks; the child's parent is the zygote's parent (the host). 0 in the child."""
+ZYGOTE_CALLS = None  # (syscall, its arguments, before, after in child, after in parent)
+
+
+def zygote_prepare_clone():
+    global ZYGOTE_CALLS
     api = ctypes.pythonapi
     # PyDLL: the call keeps the GIL, as os.fork does.
     raw = ctypes.PyDLL(None, use_errno=True).syscall
     raw.restype = ctypes.c_long
-    number = CLONE_SYSCALLS[os.uname().machine]
-    api.PyOS_BeforeFork()
-    pid = raw(ctypes.c_long(number), ctypes.c_ulong(CLONE_PARENT | int(signal.SIGCHLD)), None, None, None, None)
+    arguments = (
+        ctypes.c_long(CLONE_SYSCALLS[os.uname().machine]),
+        ctypes.c_ulong(CLONE_PARENT | int(signal.SIGCHLD)),
+        None, None, None, None,
+    )
+    ZYGOTE_CALLS = (raw, arguments, api.PyOS_BeforeFork, api.PyOS_AfterFork_Child, api.PyOS_AfterFork_Parent)
+
+
+def zygote_clone_parent():
+    """Forks; the child's parent is the zygote's parent (the host). 0 in the child."""
+    raw, arguments, before, after_child, after_parent = ZYGOTE_CALLS
+    before()
+    pid = raw(*arguments)
     if pid == 0:
-        api.PyOS_AfterFork_Child()
+        after_child()
         return 0
     error = ctypes.get_errno()
-    api.PyOS_AfterFork_Parent()
+    after_parent()
     if pid < 0:
         raise OSError(error, os.strerror(error))
     return pid
@@ -147,6 +160,7 @@ def zygote_main():
     close_script_fd()
     die_with_host(host_pid)
     control = socket.socket(fileno=PROTO_IN)
+    zygote_prepare_clone()
     # A fresh interpreter's signal dispositions, for the children to start from.
     defaults = {}
     for number in signal.valid_signals():

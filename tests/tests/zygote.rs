@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use stencila_tests::{all_end_within, alive, binary, eventually, gone, processes, HostProcess, ScratchDir};
+use stencila_tests::{
+    alive, all_end_within, binary, eventually, gone, processes, HostProcess, ScratchDir,
+};
 
 /// A host with a token; `--pool-size 0` so every create goes through the zygote.
 struct Session {
@@ -138,7 +140,10 @@ fn a_forked_context_runs_code_and_keeps_its_namespace() {
     assert_eq!(s.value(&name, "x"), json!(42));
     assert_eq!(s.value(&name, "print('hi'); x + 1"), json!(43));
     // Its own process group, and its own argv (not the zygote's).
-    assert_eq!(s.value(&name, "import os; os.getpgid(0) == os.getpid()"), json!(true));
+    assert_eq!(
+        s.value(&name, "import os; os.getpgid(0) == os.getpid()"),
+        json!(true)
+    );
     assert_eq!(
         s.value(&name, "import sys; '--zygote' in sys.argv"),
         json!(false)
@@ -164,7 +169,9 @@ fn a_forked_context_is_interrupted_and_timed_out() {
         &name,
         &json!({"code": "import time\ntime.sleep(60)", "timeout": 1}),
     );
-    let message = result["messages"][0]["message"].as_str().unwrap_or_default();
+    let message = result["messages"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.starts_with("TimeoutError"), "{result}");
     // The namespace survives an interrupt.
     s.execute(&name, "y = 5");
@@ -186,7 +193,9 @@ fn a_forked_context_is_interrupted_and_timed_out() {
         .send();
     assert_eq!(response.status, 200, "{}", response.text());
     let interrupted = waiter.join().expect("the execute answers");
-    let message = interrupted["messages"][0]["message"].as_str().unwrap_or_default();
+    let message = interrupted["messages"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.starts_with("KeyboardInterrupt"), "{interrupted}");
     assert_eq!(s.value(&name, "y"), json!(5));
 }
@@ -222,7 +231,10 @@ fn a_killed_host_leaves_no_forked_context_or_zygote() {
     assert_eq!(zygotes.len(), 1, "one zygote: {zygotes:?}");
     // A context busy in C code cannot run its host watch: the parent-death signal
     // ends it.
-    let busy = s.host.request("PUT", &format!("/{b}!execute")).cookie(&s.token);
+    let busy = s
+        .host
+        .request("PUT", &format!("/{b}!execute"))
+        .cookie(&s.token);
     let busy = busy.json(&json!({"code": "sum(range(10**11))"}));
     let port = s.host.port;
     std::thread::spawn(move || {
@@ -285,7 +297,10 @@ fn a_forked_context_keeps_its_memory_cap() {
     let s = Session::start(&["--worker-memory", "2G"], &[]);
     let name = s.create();
     assert_eq!(
-        s.value(&name, "import resource; resource.getrlimit(resource.RLIMIT_AS)[0]"),
+        s.value(
+            &name,
+            "import resource; resource.getrlimit(resource.RLIMIT_AS)[0]"
+        ),
         json!(2u64 << 30)
     );
 }
@@ -342,7 +357,10 @@ fn a_preload_that_starts_a_thread_is_refused_at_start() {
         .expect("stencila runs");
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(stderr.contains("could not preload no_such_module_here"), "{stderr}");
+    assert!(
+        stderr.contains("could not preload no_such_module_here"),
+        "{stderr}"
+    );
 }
 
 #[test]

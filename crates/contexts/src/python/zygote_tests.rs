@@ -24,7 +24,11 @@ fn zygote(preload: &[&str]) -> Result<Arc<Zygote>, String> {
 
 async fn value(worker: &crate::worker::Worker, code: &str) -> serde_json::Value {
     let answer = worker
-        .call("execute", &json!({ "code": code }), Some(Duration::from_secs(30)))
+        .call(
+            "execute",
+            &json!({ "code": code }),
+            Some(Duration::from_secs(30)),
+        )
         .await
         .expect("an answer");
     let result = answer.outcome.expect("a result");
@@ -47,7 +51,10 @@ async fn a_forked_worker_is_this_process_s_child_in_its_own_group() {
         .await
         .expect("a forked worker");
     assert_eq!(parent(worker.pid()), Some(std::process::id()));
-    let group = format!("import os; os.getpgid(0) == os.getpid() == {}", worker.pid());
+    let group = format!(
+        "import os; os.getpgid(0) == os.getpid() == {}",
+        worker.pid()
+    );
     assert_eq!(value(&worker, &group).await, json!(true));
     value(&worker, "x = 6 * 7").await;
     assert_eq!(value(&worker, "x").await, json!(42));
@@ -104,5 +111,8 @@ fn a_zygote_that_cannot_start_says_why() {
 fn no_fork_is_safe_to_spawn_instead() {
     // The pool's fallback rule: only NoFork may be answered by spawning.
     let error = ZygoteSpawnError::NoFork("down".into());
-    assert_eq!(error.to_string(), "the zygote could not fork a worker: down");
+    assert_eq!(
+        error.to_string(),
+        "the zygote could not fork a worker: down"
+    );
 }

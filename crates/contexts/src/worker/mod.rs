@@ -394,7 +394,16 @@ impl Worker {
         let guard = KillOnDrop(process.clone());
         tokio::spawn(process::reap(process.clone(), sigchld));
         let (stdin, stdout, stderr) = (stdin?, stdout?, stderr?);
-        Worker::start(process, guard, stdin, stdout, stderr, command.ready_timeout, limits).await
+        Worker::start(
+            process,
+            guard,
+            stdin,
+            stdout,
+            stderr,
+            command.ready_timeout,
+            limits,
+        )
+        .await
     }
 
     /// Serves a started worker process: drains its stderr, waits for its ready line
@@ -414,7 +423,8 @@ impl Worker {
         let mut lines =
             LineReader::new(BufReader::with_capacity(64 << 10, stdout), limits.max_line);
         let mut exit = process.watch_exit();
-        let waited = tokio::time::timeout(ready_timeout, ready_line(pid, &mut lines, &mut exit)).await;
+        let waited =
+            tokio::time::timeout(ready_timeout, ready_line(pid, &mut lines, &mut exit)).await;
         let failure = match waited {
             Ok(Ok(ready)) => {
                 let (sender, jobs) = mpsc::unbounded_channel();

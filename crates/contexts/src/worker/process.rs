@@ -79,7 +79,9 @@ impl Process {
     /// Takes charge of a child forked by a zygote as the leader of its own process
     /// group; `None` when the pid is not valid.
     pub(super) fn forked(leader_pid: Pid) -> Option<Process> {
-        let pid = u32::try_from(leader_pid.as_raw()).ok().filter(|&pid| pid > 1)?;
+        let pid = u32::try_from(leader_pid.as_raw())
+            .ok()
+            .filter(|&pid| pid > 1)?;
         Some(Process::with_group(
             Leader::Forked,
             pid,

@@ -128,10 +128,7 @@ impl Zygote {
     /// Forks a worker and waits for its ready line. `Err` when the zygote could not
     /// fork one (the caller may spawn the worker instead) or the worker failed to
     /// start.
-    pub async fn spawn(
-        self: &Arc<Self>,
-        limits: WorkerLimits,
-    ) -> Result<Worker, ZygoteSpawnError> {
+    pub async fn spawn(self: &Arc<Self>, limits: WorkerLimits) -> Result<Worker, ZygoteSpawnError> {
         // Listening before the child exists, so its SIGCHLD cannot be missed.
         let sigchld = signal(SignalKind::child()).ok();
         let (reply, answer) = oneshot::channel();
@@ -281,7 +278,10 @@ impl Running {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                return Err(format!("it did not answer within {} s", limit.as_secs_f64()))
+                return Err(format!(
+                    "it did not answer within {} s",
+                    limit.as_secs_f64()
+                ))
             }
             Err(error) => return Err(format!("its control socket failed ({error})")),
         };

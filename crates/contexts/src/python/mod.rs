@@ -134,16 +134,27 @@ impl PythonContextType {
     /// process that has compiled the worker script and imported its modules and the
     /// modules named in `preload` (e.g. `numpy`, `pandas`), so a context starts in
     /// milliseconds with those already imported. `Err` says why the zygote did not
-    /// start (a module that cannot be imported, or one that starts threads). An
-    /// unavailable interpreter gives the unavailable type, as `new` does.
+    /// start when `preload` names modules (one that cannot be imported, or one that
+    /// starts threads); without preloads a zygote that cannot start is logged and the
+    /// workers are spawned. An unavailable interpreter gives the unavailable type, as
+    /// `new` does.
     pub fn forking(config: PythonConfig, preload: &[String]) -> Result<Self, String> {
         let kind = PythonContextType::new(config.clone());
         if kind.unavailable_reason().is_some() {
             return Ok(kind);
         }
-        let zygote = Zygote::start(zygote_command(&config, preload))
-            .map_err(|reason| format!("the Python zygote did not start: {reason}"))?;
-        kind.fork_with(zygote);
+        match Zygote::start(zygote_command(&config, preload)) {
+            Ok(zygote) => kind.fork_with(zygote),
+            // Preloading was asked for, and only a zygote can do it.
+            Err(reason) if !preload.is_empty() => {
+                return Err(format!("the Python zygote did not start: {reason}"))
+            }
+            // Say an interpreter that cannot fork this way (Python 3.8 has no
+            // `socket.recv_fds`): its workers are spawned.
+            Err(reason) => log::warn!(
+                "the Python zygote did not start ({reason}); each Python worker is spawned instead"
+            ),
+        }
         Ok(kind)
     }
 }

@@ -153,13 +153,14 @@ def zygote_child(control, fds, defaults):
 def zygote_main():
     import socket
 
+    control = socket.socket(fileno=PROTO_IN)
     if ctypes is None or os.uname().machine not in CLONE_SYSCALLS or not hasattr(socket, "recv_fds"):
-        raise SystemExit("stencila python zygote: cannot fork workers here (no ctypes, socket.recv_fds or known clone call)")
+        zygote_send(control, {"error": "this Python cannot fork workers (it needs ctypes, socket.recv_fds from 3.9, and a known clone call)"})
+        os._exit(1)
     preload = [name for name in sys.argv[-1].split(",") if name and name != "-"]
     host_pid = int(sys.argv[1])
     close_script_fd()
     die_with_host(host_pid)
-    control = socket.socket(fileno=PROTO_IN)
     zygote_prepare_clone()
     # A fresh interpreter's signal dispositions, for the children to start from.
     defaults = {}

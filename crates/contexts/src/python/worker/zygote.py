@@ -117,7 +117,8 @@ def zygote_child(control, fds, defaults):
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         for number, handler in defaults.items():
             try:
-                signal.signal(number, handler)
+                if _signal.getsignal(number) is not handler:
+                    signal.signal(number, handler)
             except (OSError, ValueError, TypeError):
                 pass
         os.close(control.detach())
@@ -151,6 +152,7 @@ def zygote_child(control, fds, defaults):
 
 
 def zygote_main():
+    import gc
     import socket
 
     control = socket.socket(fileno=PROTO_IN)
@@ -177,6 +179,10 @@ def zygote_main():
     if error is not None:
         zygote_send(control, {"error": error})
         os._exit(1)
+    # Everything so far is kept out of the collector's reach: a collection in a child
+    # would otherwise touch (and so copy) every page of the shared heap.
+    gc.collect()
+    gc.freeze()
     zygote_send(control, {"ready": True, "pid": os.getpid()})
     while True:
         try:

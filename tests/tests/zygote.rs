@@ -372,3 +372,22 @@ fn no_zygote_spawns_each_context() {
     assert!(s.zygotes(&[pid]).is_empty());
     assert_eq!(s.value(&name, "6 * 7"), json!(42));
 }
+
+#[test]
+fn a_forked_context_starts_with_a_fresh_interpreter_s_signal_handlers() {
+    let scratch = ScratchDir::new("zygote-signals");
+    scratch.write(
+        "handlers.py",
+        "import signal\nsignal.signal(signal.SIGUSR1, signal.SIG_IGN)\nsignal.signal(signal.SIGTERM, lambda *a: None)\n",
+    );
+    let dir = scratch.0.to_str().expect("UTF-8").to_string();
+    let s = Session::start(&["--preload", "handlers"], &[("PYTHONPATH", &dir)]);
+    let name = s.create();
+    assert_eq!(
+        s.value(
+            &name,
+            "import signal, sys; ['handlers' in sys.modules, signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL]"
+        ),
+        json!([true, true, true])
+    );
+}

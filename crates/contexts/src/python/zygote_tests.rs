@@ -61,6 +61,10 @@ async fn a_forked_worker_is_this_process_s_child_in_its_own_group() {
     // Killed and reaped by its exact pid, here.
     let report = worker.kill().await;
     assert_eq!(report, crate::worker::ExitReport::Signal("SIGKILL".into()));
+    assert_eq!(worker.exited(), Some(report));
+    // Reaped: its group id may be someone else's now, so it is never signalled again.
+    assert!(!worker.interrupt());
+    assert!(!std::path::Path::new(&format!("/proc/{}", worker.pid())).exists());
 }
 
 #[tokio::test]

@@ -143,9 +143,19 @@ pub struct ServeArgs {
     pub max_inline: String,
 
     /// Python workers kept started and waiting, so creating a context is quick.
-    /// Each idle one costs about 15 MB.
+    /// Each idle one costs about 15 MB when spawned (--no-zygote), a few MB forked.
     #[arg(long, default_value_t = 2)]
     pub pool_size: usize,
+
+    /// Start each Python worker as a new interpreter (about 50 ms) instead of
+    /// forking it from a zygote, a Python process that has started once (a few ms).
+    #[arg(long)]
+    pub no_zygote: bool,
+
+    /// Python modules the zygote imports once, so every context has them already
+    /// imported, e.g. numpy,pandas. A module that starts threads is refused.
+    #[arg(long, value_name = "MODULE,...", value_delimiter = ',')]
+    pub preload: Vec<String>,
 
     /// Also serve GET /metrics WITHOUT credentials on this address, e.g.
     /// 127.0.0.1:9100, for a Prometheus scraper; nothing else is served there.

@@ -27,6 +27,10 @@ pub struct ServeConfig {
     pub execute_timeout: Option<Duration>,
     pub worker_memory: Option<u64>,
     pub pool_size: usize,
+    /// Fork Python workers from a zygote (not `--no-zygote`).
+    pub zygote: bool,
+    /// Modules the zygote imports (`--preload`), checked to be module names.
+    pub preload: Vec<String>,
     /// Where to find Jupyter kernels, and `--pool-kernel`.
     pub jupyter: JupyterConfig,
     /// The largest table a context sends inline.
@@ -204,6 +208,8 @@ impl ServeConfig {
             execute_timeout: parse_duration(&args.execute_timeout).context("--execute-timeout")?,
             worker_memory: parse_size(&args.worker_memory).context("--worker-memory")?,
             pool_size: args.pool_size,
+            zygote: !args.no_zygote,
+            preload: parse_preload(&args.preload, args.no_zygote).context("--preload")?,
             jupyter: JupyterConfig {
                 data_dirs: stencila_contexts::jupyter_data_dirs(|name| std::env::var_os(name)),
                 connection_dir: crate::runfiles::run_dir().join("kernels"),
@@ -217,9 +223,48 @@ impl ServeConfig {
     }
 }
 
+/// The `--preload` modules: dotted Python names, and only with a zygote.
+fn parse_preload(modules: &[String], no_zygote: bool) -> Result<Vec<String>> {
+    let modules: Vec<String> = modules
+        .iter()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .collect();
+    if no_zygote && !modules.is_empty() {
+        bail!("modules are preloaded by the zygote, which --no-zygote switches off");
+    }
+    for name in &modules {
+        let valid = name.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+                && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        });
+        if !valid {
+            bail!("'{name}' is not a Python module name like numpy or os.path");
+        }
+    }
+    Ok(modules)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preload_takes_module_names_with_a_zygote_only() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_preload(&names(&["numpy", " pandas ", "os.path", ""]), false).expect("ok"),
+            names(&["numpy", "pandas", "os.path"])
+        );
+        assert!(parse_preload(&names(&["numpy"]), true).is_err());
+        assert!(parse_preload(&[], true).expect("ok").is_empty());
+        for bad in ["1x", "a-b", "a..b", "x;y", "-c"] {
+            assert!(parse_preload(&names(&[bad]), false).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn max_inline_takes_rows_size_or_both() {

@@ -34,12 +34,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Serve(args)) => serve(&args, false),
         Some(Command::Spawn(args)) => serve(&args, true),
         Some(Command::Manifest) => {
-            let (host, _) = build_host(&ServeConfig::from_args(&cli.serve)?);
+            let (host, _) = build_host(&ServeConfig::from_args(&cli.serve)?, false)?;
             println!("{}", serde_json::to_string_pretty(&host.manifest(false))?);
             Ok(())
         }
         Some(Command::Register) => {
-            let (host, _) = build_host(&ServeConfig::from_args(&cli.serve)?);
+            let (host, _) = build_host(&ServeConfig::from_args(&cli.serve)?, false)?;
             let path = runfiles::register(&host.manifest(false))?;
             println!("Host registered at: {}", path.display());
             Ok(())
@@ -48,20 +48,27 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// A host with every context type this build offers; the Python type is also
-/// returned, so its worker pool can be warmed once a runtime runs.
-fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
+/// returned, so its worker pool can be warmed once a runtime runs. `serving`: the
+/// host will run contexts, so Python's zygote is started (and a preload it refuses
+/// is an error); otherwise only the manifest is wanted.
+fn build_host(config: &ServeConfig, serving: bool) -> Result<(Host, Arc<PythonContextType>)> {
     let mut host = Host::new();
     host.set_limits(config.limits.clone());
     host.set_execution_limits(config.executions.clone());
     let interpreter = stencila_contexts::resolve_interpreter(&config.python)
         .unwrap_or_else(|| config.python.clone().into());
-    let python = Arc::new(PythonContextType::new(PythonConfig {
+    let python_config = PythonConfig {
         interpreter,
         execute_timeout: config.execute_timeout,
         worker_memory: config.worker_memory,
         pool_size: config.pool_size,
         max_inline: config.max_inline,
-    }));
+    };
+    let python = Arc::new(if serving && config.zygote {
+        PythonContextType::forking(python_config, &config.preload).map_err(anyhow::Error::msg)?
+    } else {
+        PythonContextType::new(python_config)
+    });
     host.register(python.clone());
     host.register(Arc::new(SqliteContextType::new(SqliteConfig {
         execute_timeout: config.execute_timeout,
@@ -75,7 +82,7 @@ fn build_host(config: &ServeConfig) -> (Host, Arc<PythonContextType>) {
         max_inline: config.max_inline,
     })));
     host.register(Arc::new(JupyterContextType::new(config.jupyter.clone())));
-    (host, python)
+    Ok((host, python))
 }
 
 /// Binds `address:port`, else port+10, port+20, ... as the 2018 hosts did.
@@ -110,7 +117,7 @@ fn serve(args: &ServeArgs, spawned: bool) -> Result<()> {
     let config = ServeConfig::from_args(args)?;
     // Found (and logged) once, before any context starts.
     stencila_contexts::cgroup::confinement();
-    let (host, python) = build_host(&config);
+    let (host, python) = build_host(&config, true)?;
     let host = Arc::new(host);
     let auth = Arc::new(Auth::new(config.auth.clone()));
     let key = Auth::generate_key();

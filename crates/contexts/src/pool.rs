@@ -1,8 +1,11 @@
 //! A pool of pre-started workers, so creating a context does not wait for an
 //! interpreter to start. A pooled worker is handed to exactly one instance and never
 //! comes back: the pool only ever holds workers that have run nothing.
+//!
+//! With a zygote ([`WorkerPool::set_zygote`]), every worker, pooled or cold, is forked
+//! by it, and spawned the plain way only when the zygote cannot fork.
 
-use crate::worker::{Worker, WorkerCommand, WorkerError};
+use crate::worker::{Worker, WorkerCommand, WorkerError, WorkerLimits, Zygote, ZygoteSpawnError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,6 +16,8 @@ pub struct WorkerPool {
     size: usize,
     state: Mutex<PoolState>,
     closed: AtomicBool,
+    /// Forks the workers when set; taken at `close`.
+    zygote: Mutex<Option<Arc<Zygote>>>,
 }
 
 #[derive(Default)]
@@ -30,7 +35,35 @@ impl WorkerPool {
             size,
             state: Mutex::new(PoolState::default()),
             closed: AtomicBool::new(false),
+            zygote: Mutex::new(None),
         })
+    }
+
+    /// Has `zygote` fork the workers from now on.
+    pub fn set_zygote(&self, zygote: Arc<Zygote>) {
+        *self.zygote.lock().unwrap_or_else(PoisonError::into_inner) = Some(zygote);
+    }
+
+    /// The zygote, if the workers are forked.
+    pub fn zygote(&self) -> Option<Arc<Zygote>> {
+        self.zygote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A fresh worker: forked by the zygote if there is one and it can, else spawned.
+    async fn launch(&self) -> Result<Worker, WorkerError> {
+        if let Some(zygote) = self.zygote() {
+            match zygote.spawn(WorkerLimits::default()).await {
+                Ok(worker) => return Ok(worker),
+                Err(ZygoteSpawnError::Worker(error)) => return Err(error),
+                Err(error @ ZygoteSpawnError::NoFork(_)) => {
+                    log::warn!("{error}; spawning it instead");
+                }
+            }
+        }
+        Worker::spawn(&self.command).await
     }
 
     fn state(&self) -> MutexGuard<'_, PoolState> {
@@ -81,7 +114,7 @@ impl WorkerPool {
             }
             let pool = self.clone();
             tokio::spawn(async move {
-                let started = Worker::spawn(&pool.command).await;
+                let started = pool.launch().await;
                 let mut state = pool.state();
                 state.starting -= 1;
                 match started {
@@ -96,14 +129,20 @@ impl WorkerPool {
         }
     }
 
-    /// Starts one worker now, bypassing the pool (when it is empty).
+    /// Starts one worker now, bypassing the pool (when it is empty): forked by the
+    /// zygote when there is one.
     pub async fn spawn_cold(&self) -> Result<Worker, WorkerError> {
-        Worker::spawn(&self.command).await
+        self.launch().await
     }
 
-    /// Ends every idle worker; no more are started.
+    /// Ends every idle worker; no more are started. The zygote ends once the last
+    /// worker it forked is gone.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.zygote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let idle: Vec<Worker> = self.state().idle.drain(..).collect();
         for worker in idle {
             worker.kill().await;

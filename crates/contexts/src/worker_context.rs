@@ -149,6 +149,12 @@ impl<L: Language> WorkerContextType<L> {
     pub fn pooled(&self) -> usize {
         self.spawner.pool.ready()
     }
+
+    /// Has `zygote` fork this type's workers (pooled or not), falling back on
+    /// spawning them when it cannot.
+    pub(crate) fn fork_with(&self, zygote: Arc<crate::worker::Zygote>) {
+        self.spawner.pool.set_zygote(zygote);
+    }
 }
 
 impl<L: Language> InstanceType for WorkerContextType<L> {

@@ -16,7 +16,7 @@
 //! checks and the worker command.
 
 use crate::legacy::LegacyPrimitives;
-use crate::worker::{WorkerCommand, MAX_LINE};
+use crate::worker::{WorkerCommand, Zygote, MAX_LINE};
 use crate::worker_context::{probe, Language, WorkerContext, WorkerContextType};
 use std::ffi::OsString;
 use std::fs::File;
@@ -42,6 +42,7 @@ const WORKER_SCRIPT: &str = concat!(
     include_str!("worker/run.py"),
     include_str!("worker/analysis.py"),
     include_str!("worker/pointers.py"),
+    include_str!("worker/zygote.py"),
     include_str!("worker/serve.py"),
 );
 
@@ -128,6 +129,49 @@ impl PythonContextType {
             config.execute_timeout,
         )
     }
+
+    /// [`PythonContextType::new`], with each worker forked by a zygote: a Python
+    /// process that has compiled the worker script and imported its modules and the
+    /// modules named in `preload` (e.g. `numpy`, `pandas`), so a context starts in
+    /// milliseconds with those already imported. `Err` says why the zygote did not
+    /// start when `preload` names modules (one that cannot be imported, or one that
+    /// starts threads); without preloads a zygote that cannot start is logged and the
+    /// workers are spawned. An unavailable interpreter gives the unavailable type, as
+    /// `new` does.
+    pub fn forking(config: PythonConfig, preload: &[String]) -> Result<Self, String> {
+        let kind = PythonContextType::new(config.clone());
+        if kind.unavailable_reason().is_some() {
+            return Ok(kind);
+        }
+        match Zygote::start(zygote_command(&config, preload)) {
+            Ok(zygote) => kind.fork_with(zygote),
+            // Preloading was asked for, and only a zygote can do it.
+            Err(reason) if !preload.is_empty() => {
+                return Err(format!("the Python zygote did not start: {reason}"))
+            }
+            // Say an interpreter that cannot fork this way (Python 3.8 has no
+            // `socket.recv_fds`): its workers are spawned.
+            Err(reason) => log::warn!(
+                "the Python zygote did not start ({reason}); each Python worker is spawned instead"
+            ),
+        }
+        Ok(kind)
+    }
+}
+
+/// The command that starts a zygote: the worker's, with `--zygote <preload>` after
+/// the worker's own arguments (see `worker/zygote.py`).
+fn zygote_command(config: &PythonConfig, preload: &[String]) -> WorkerCommand {
+    let mut command = worker_command(config);
+    let preload = if preload.is_empty() {
+        "-".to_string()
+    } else {
+        preload.join(",")
+    };
+    command
+        .args
+        .extend([OsString::from("--zygote"), OsString::from(preload)]);
+    command
 }
 
 /// The command that starts a worker: the embedded script, the host's pid (the worker
@@ -230,3 +274,5 @@ fn check_interpreter(interpreter: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zygote_tests;

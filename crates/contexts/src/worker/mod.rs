@@ -36,8 +36,10 @@ mod actor;
 mod frame;
 mod lines;
 mod process;
+mod zygote;
 
 pub use frame::{parse_frame, Frame, ReplyError};
+pub use zygote::{Zygote, ZygoteSpawnError};
 
 use actor::{Job, Pipes};
 use lines::{LineError, LineReader};
@@ -136,6 +138,16 @@ impl ExitReport {
             })
         } else {
             ExitReport::Unknown(status.to_string())
+        }
+    }
+
+    /// How a process that `waitpid` reported as `status` ended.
+    pub(crate) fn from_wait_status(status: nix::sys::wait::WaitStatus) -> Self {
+        use nix::sys::wait::WaitStatus;
+        match status {
+            WaitStatus::Exited(_, code) => ExitReport::Status(code),
+            WaitStatus::Signaled(_, signal, _) => ExitReport::Signal(signal.as_str().to_string()),
+            other => ExitReport::Unknown(format!("{other:?}")),
         }
     }
 }
@@ -302,6 +314,9 @@ pub struct Worker {
     jobs: mpsc::UnboundedSender<Job>,
     next_id: AtomicU64,
     _kill_on_drop: KillOnDrop,
+    /// The zygote that forked it, if one did: its thread is the worker's parent
+    /// thread (the parent-death signal's), so it lives as long as the worker.
+    _zygote: Option<Arc<Zygote>>,
 }
 
 impl fmt::Debug for Worker {
@@ -379,17 +394,37 @@ impl Worker {
         let guard = KillOnDrop(process.clone());
         tokio::spawn(process::reap(process.clone(), sigchld));
         let (stdin, stdout, stderr) = (stdin?, stdout?, stderr?);
+        Worker::start(
+            process,
+            guard,
+            stdin,
+            stdout,
+            stderr,
+            command.ready_timeout,
+            limits,
+        )
+        .await
+    }
+
+    /// Serves a started worker process: drains its stderr, waits for its ready line
+    /// and hands its pipes to an owning task. Its reaper already runs.
+    async fn start(
+        process: Arc<Process>,
+        guard: KillOnDrop,
+        stdin: tokio::process::ChildStdin,
+        stdout: tokio::process::ChildStdout,
+        stderr: tokio::process::ChildStderr,
+        ready_timeout: Duration,
+        limits: WorkerLimits,
+    ) -> Result<Worker, WorkerError> {
         let drain = tokio::spawn(process::drain_stderr(process.clone(), stderr));
 
         let pid = process.pid();
         let mut lines =
             LineReader::new(BufReader::with_capacity(64 << 10, stdout), limits.max_line);
         let mut exit = process.watch_exit();
-        let waited = tokio::time::timeout(
-            command.ready_timeout,
-            ready_line(pid, &mut lines, &mut exit),
-        )
-        .await;
+        let waited =
+            tokio::time::timeout(ready_timeout, ready_line(pid, &mut lines, &mut exit)).await;
         let failure = match waited {
             Ok(Ok(ready)) => {
                 let (sender, jobs) = mpsc::unbounded_channel();
@@ -401,6 +436,7 @@ impl Worker {
                     jobs: sender,
                     next_id: AtomicU64::new(0),
                     _kill_on_drop: guard,
+                    _zygote: None,
                 });
             }
             Ok(Err(NotReady::Ended)) => WorkerError::EndedBeforeReady(process.wait_or_kill().await),
@@ -410,7 +446,7 @@ impl Worker {
             }
             Err(_) => {
                 process.kill().await;
-                WorkerError::NotReady(command.ready_timeout)
+                WorkerError::NotReady(ready_timeout)
             }
         };
         // Let the drain catch the worker's last words before reporting them.

@@ -12,7 +12,7 @@
 use super::{ExitReport, EXIT_WAIT, KILL_WAIT};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
-use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -40,6 +40,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The leader as this process knows it: a child it spawned, or one forked for it by
+/// a zygote (`zygote.rs`), which is this process's child too (`CLONE_PARENT`) but has
+/// no `Child` handle: it is reaped by pid.
+pub(super) enum Leader {
+    Spawned(Child),
+    Forked,
+}
+
 /// A worker process and its group.
 pub(super) struct Process {
     pid: u32,
@@ -49,7 +57,7 @@ pub(super) struct Process {
     group: Pid,
     /// The leader until it is reaped. Signals to the group are sent only while it is
     /// here, and it is reaped only under this lock.
-    leader: Mutex<Option<Child>>,
+    leader: Mutex<Option<Leader>>,
     exit: watch::Sender<Option<ExitReport>>,
     stderr_tail: Mutex<VecDeque<String>>,
 }
@@ -60,15 +68,34 @@ impl Process {
     pub(super) fn new(child: Child) -> Option<Process> {
         let pid = child.id()?;
         let leader_pid = Pid::from_raw(i32::try_from(pid).ok()?);
-        Some(Process::with_group(child, pid, leader_pid, leader_pid))
+        Some(Process::with_group(
+            Leader::Spawned(child),
+            pid,
+            leader_pid,
+            leader_pid,
+        ))
     }
 
-    fn with_group(child: Child, pid: u32, leader_pid: Pid, group: Pid) -> Process {
+    /// Takes charge of a child forked by a zygote as the leader of its own process
+    /// group; `None` when the pid is not valid.
+    pub(super) fn forked(leader_pid: Pid) -> Option<Process> {
+        let pid = u32::try_from(leader_pid.as_raw())
+            .ok()
+            .filter(|&pid| pid > 1)?;
+        Some(Process::with_group(
+            Leader::Forked,
+            pid,
+            leader_pid,
+            leader_pid,
+        ))
+    }
+
+    fn with_group(leader: Leader, pid: u32, leader_pid: Pid, group: Pid) -> Process {
         Process {
             pid,
             leader_pid,
             group,
-            leader: Mutex::new(Some(child)),
+            leader: Mutex::new(Some(leader)),
             exit: watch::Sender::new(None),
             stderr_tail: Mutex::new(VecDeque::new()),
         }
@@ -158,10 +185,18 @@ impl Process {
             // Whatever the worker started dies with it; ESRCH (none left) is fine.
             let _ = killpg(self.group, Signal::SIGKILL);
         }
-        let report = match leader.try_wait() {
-            Ok(Some(status)) => ExitReport::from_status(status),
-            Ok(None) => return false,
-            Err(error) => ExitReport::Unknown(error.to_string()),
+        let report = match leader {
+            Leader::Spawned(child) => match child.try_wait() {
+                Ok(Some(status)) => ExitReport::from_status(status),
+                Ok(None) => return false,
+                Err(error) => ExitReport::Unknown(error.to_string()),
+            },
+            // Exactly this pid: never another child (tokio reaps its own).
+            Leader::Forked => match waitpid(self.leader_pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => return false,
+                Ok(status) => ExitReport::from_wait_status(status),
+                Err(error) => ExitReport::Unknown(error.to_string()),
+            },
         };
         guard.take();
         drop(guard);
@@ -174,7 +209,10 @@ impl Process {
     /// recycled group id).
     #[cfg(test)]
     pub(super) fn forget_leader(&self) -> Option<Child> {
-        lock(&self.leader).take()
+        match lock(&self.leader).take() {
+            Some(Leader::Spawned(child)) => Some(child),
+            _ => None,
+        }
     }
 
     /// A process whose group id is `group`, not its own pid: tests stand in a
@@ -183,7 +221,12 @@ impl Process {
     pub(super) fn in_group(child: Child, group: Pid) -> Option<Process> {
         let pid = child.id()?;
         let leader_pid = Pid::from_raw(i32::try_from(pid).ok()?);
-        Some(Process::with_group(child, pid, leader_pid, group))
+        Some(Process::with_group(
+            Leader::Spawned(child),
+            pid,
+            leader_pid,
+            group,
+        ))
     }
 
     /// The last lines the worker wrote to stderr, oldest first.

@@ -296,4 +296,7 @@ def main():
     serve()
 
 
-main()
+if len(sys.argv) > 2 and sys.argv[-2] == "--zygote":
+    zygote_main()  # worker/zygote.py: forks workers that each go on to main()
+else:
+    main()

@@ -31,7 +31,11 @@ async fn value(worker: &crate::worker::Worker, code: &str) -> serde_json::Value 
         )
         .await
         .expect("an answer");
-    let result = answer.outcome.expect("a result");
+    let result = answer
+        .outcome
+        .expect("a result")
+        .into_value()
+        .expect("JSON");
     assert_eq!(result["messages"], json!([]), "{code}: {result}");
     result["value"]["data"].clone()
 }

@@ -807,14 +807,14 @@ fn a_context_can_be_called_from_another_runtime() {
 /// without joining) give the reply of the item-by-item walk byte for byte, and charge
 /// the same budget, over a broad corpus of values: edge cases of ints, floats and
 /// strings, subclasses, nesting, numpy arrays and DataFrames (`pack_tests.py`, run
-/// after the worker script without its `main()`; its numpy/pandas cases are skipped,
+/// after the worker script without its entry point; its numpy/pandas cases are skipped,
 /// with a note, where those are not installed).
 #[test]
 fn fast_packing_gives_the_replies_of_the_walk() {
-    let script = WORKER_SCRIPT
-        .trim_end()
-        .strip_suffix("main()")
-        .expect("the worker script ends with main()");
+    // The script ends by starting the zygote or the worker loop: cut that off.
+    let (script, _) = WORKER_SCRIPT
+        .rsplit_once("\nif len(sys.argv) > 2 and sys.argv[-2] == \"--zygote\":")
+        .expect("the worker script ends by choosing zygote_main() or main()");
     let script = format!("{script}\n{}", include_str!("pack_tests.py"));
     let output = std::process::Command::new(config().interpreter)
         .args(["-S", "-c", &script])

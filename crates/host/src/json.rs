@@ -157,12 +157,33 @@ impl fmt::Display for Json {
 }
 
 /// What an `execute` answers: `{"messages": [...], "value": ...}`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExecuteResult {
     /// Errors, warnings and printed output, in order.
     pub messages: Vec<Value>,
     /// The packed value of the last expression, or `null`.
     pub value: Json,
+    /// An answer of another shape (a 2018 cell execute answers with the cell), kept
+    /// whole and answered as it is; `messages` and `value` are read from it.
+    pub verbatim: Option<Value>,
+}
+
+impl Serialize for ExecuteResult {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shape<'a> {
+            messages: &'a [Value],
+            value: &'a Json,
+        }
+        match &self.verbatim {
+            Some(whole) => whole.serialize(serializer),
+            None => Shape {
+                messages: &self.messages,
+                value: &self.value,
+            }
+            .serialize(serializer),
+        }
+    }
 }
 
 impl ExecuteResult {
@@ -171,6 +192,7 @@ impl ExecuteResult {
         ExecuteResult {
             messages,
             value: Json::NULL,
+            verbatim: None,
         }
     }
 
@@ -199,14 +221,35 @@ impl ExecuteResult {
         Ok(ExecuteResult {
             messages: parts.messages.unwrap_or_default(),
             value,
+            verbatim: None,
         })
     }
 
-    /// Reads a result object tree (what a context without raw text returns); missing
-    /// parts are empty.
+    /// Reads a result object tree (what a context without raw text returns). Anything
+    /// but `{"messages": [...], "value": ...}` is kept whole, to be answered as it is.
     pub fn from_value(result: Value) -> Self {
+        let usual = match &result {
+            Value::Object(map) => {
+                map.len() == 2
+                    && map.get("messages").is_some_and(Value::is_array)
+                    && map.contains_key("value")
+            }
+            _ => false,
+        };
+        if !usual {
+            let messages = match result.get("messages") {
+                Some(Value::Array(messages)) => messages.clone(),
+                _ => Vec::new(),
+            };
+            let value = result.get("value").cloned().unwrap_or(Value::Null);
+            return ExecuteResult {
+                messages,
+                value: Json::Tree(value),
+                verbatim: Some(result),
+            };
+        }
         let Value::Object(mut map) = result else {
-            return Self::with_messages(Vec::new());
+            return Self::default();
         };
         let messages = match map.remove("messages") {
             Some(Value::Array(messages)) => messages,
@@ -215,11 +258,15 @@ impl ExecuteResult {
         ExecuteResult {
             messages,
             value: Json::Tree(map.remove("value").unwrap_or(Value::Null)),
+            verbatim: None,
         }
     }
 
     /// The result as one tree (for callers that look into the value).
     pub fn into_value(self) -> Result<Value, serde_json::Error> {
+        if let Some(whole) = self.verbatim {
+            return Ok(whole);
+        }
         Ok(json!({"messages": self.messages, "value": self.value.into_value()?}))
     }
 
@@ -254,6 +301,7 @@ mod tests {
         let result = ExecuteResult {
             messages: vec![],
             value: raw,
+            verbatim: None,
         };
         assert_eq!(
             serde_json::to_string(&result).expect("valid JSON"),
@@ -283,6 +331,20 @@ mod tests {
         );
         assert!(ExecuteResult::from_text("[1]").is_err());
         assert!(ExecuteResult::error("boom").has_error());
+    }
+
+    #[test]
+    fn an_answer_of_another_shape_is_kept_whole() {
+        let cell =
+            json!({"type": "cell", "messages": [{"type": "error", "message": "x"}], "outputs": []});
+        let result = ExecuteResult::from_value(cell.clone());
+        assert!(result.has_error());
+        assert_eq!(serde_json::to_value(&result).expect("JSON"), cell);
+        assert_eq!(result.into_value().expect("JSON"), cell);
+        let usual = json!({"messages": [], "value": {"type": "integer", "data": 1}});
+        let result = ExecuteResult::from_value(usual.clone());
+        assert_eq!(result.verbatim, None);
+        assert_eq!(serde_json::to_value(&result).expect("JSON"), usual);
     }
 
     #[test]

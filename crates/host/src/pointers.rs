@@ -147,6 +147,11 @@ fn rows_of(columns: &[Value]) -> usize {
 /// Adds `"instance": <instance>` to an `execute` result's value when it is a pointer.
 /// A value kept as text is parsed only when it is one (pointers are small).
 pub(crate) fn label_result(instance: &str, result: &mut ExecuteResult) {
+    if let Some(whole) = &mut result.verbatim {
+        // Another shape (a 2018 cell): looked through as any call's result is.
+        label(instance, whole);
+        return;
+    }
     if result.value.packed_type().as_deref() != Some("pointer") {
         return;
     }

@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use stencila_host::{BoxFuture, EventSink, ExecuteResult, HostError, Instance, InstanceType, Json};
+use stencila_host::{BoxFuture, EventSink, ExecuteResult, HostError, Instance, InstanceType};
 
 /// How long a one-off program check ([`probe`]) may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -493,11 +493,9 @@ impl<L: Language> WorkerContext<L> {
                 interrupted_on_timeout,
             }) => {
                 // The value stays the worker's text: it goes to the client as it is.
-                let mut result = match result {
-                    Json::Raw(raw) => ExecuteResult::from_text(raw.get())
-                        .map_err(|error| malformed(label, "execute", error))?,
-                    Json::Tree(tree) => ExecuteResult::from_value(tree),
-                };
+                let mut result = result
+                    .execute_result()
+                    .map_err(|error| malformed(label, "execute", error))?;
                 if interrupted_on_timeout {
                     if let Some(limit) = timeout {
                         mark_timeout_in(&mut result.messages, L::INTERRUPTED, limit);

@@ -22,7 +22,7 @@ pub enum Json {
     /// A tree, made or read by the host.
     Tree(Value),
     /// Valid JSON text, as a context sent it: one line, written out verbatim.
-    Raw(Arc<RawValue>),
+    Raw(Arc<Box<RawValue>>),
 }
 
 impl Json {
@@ -31,7 +31,7 @@ impl Json {
 
     /// Checked JSON text (it is scanned once, not parsed into a tree).
     pub fn from_text(text: String) -> Result<Json, serde_json::Error> {
-        Ok(Json::Raw(Arc::from(RawValue::from_string(text)?)))
+        Ok(Json::Raw(Arc::new(RawValue::from_string(text)?)))
     }
 
     /// Whether it is `null`.
@@ -216,7 +216,7 @@ impl ExecuteResult {
         let value = match parts.value {
             None => Json::NULL,
             Some(raw) if raw.get() == "null" => Json::NULL,
-            Some(raw) => Json::Raw(Arc::from(raw.to_owned())),
+            Some(raw) => Json::Raw(Arc::new(raw.to_owned())),
         };
         Ok(ExecuteResult {
             messages: parts.messages.unwrap_or_default(),

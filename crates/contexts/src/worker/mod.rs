@@ -38,7 +38,7 @@ mod lines;
 mod process;
 mod zygote;
 
-pub use frame::{parse_frame, Frame, ReplyError};
+pub use frame::{parse_frame, Frame, ReplyError, ReplyText};
 pub use zygote::{Zygote, ZygoteSpawnError};
 
 use actor::{Job, Pipes};
@@ -247,7 +247,7 @@ pub fn output_events(sink: stencila_host::EventSink) -> EventHandler {
 #[derive(Debug)]
 pub struct Answer {
     /// The worker's result or error reply.
-    pub outcome: Result<stencila_host::Json, ReplyError>,
+    pub outcome: Result<ReplyText, ReplyError>,
     /// True when the call hit its timeout, the worker was interrupted, and then answered.
     pub interrupted_on_timeout: bool,
 }

@@ -482,7 +482,7 @@ async fn what_a_worker_started_ends_with_it() {
     let child = answer
         .outcome
         .expect("a pid")
-        .to_value()
+        .into_value()
         .expect("JSON")
         .as_u64()
         .expect("a number") as u32;
@@ -548,6 +548,47 @@ fn a_worker_is_killed_and_reaped_after_its_runtime_is_gone() {
         .block_on(worker.call("echo", &json!(1), None))
         .expect_err("gone");
     assert!(matches!(error, WorkerError::Gone(_)), "{error:?}");
+}
+
+/// Issue 9: a reply as the workers write it is taken apart without reading its result;
+/// the reader of the result checks it, and one that is not JSON is an error there.
+#[test]
+fn a_usual_reply_is_split_unread_and_checked_by_its_reader() {
+    let frame =
+        parse_frame(br#"{"id":12,"result":{"messages":[],"value":{"type":"integer","data":42}}}"#);
+    let Ok(Frame::Reply {
+        id: 12,
+        outcome: Ok(text),
+    }) = frame
+    else {
+        panic!("a reply: {frame:?}");
+    };
+    assert_eq!(
+        text.as_str(),
+        r#"{"messages":[],"value":{"type":"integer","data":42}}"#
+    );
+    let result = text.execute_result().expect("an execute result");
+    assert_eq!(result.value, json!({"type": "integer", "data": 42}));
+    // Not JSON: split all the same, refused when read.
+    let frame = parse_frame(br#"{"id":1,"result":{"messages":[}"#);
+    let Ok(Frame::Reply {
+        id: 1,
+        outcome: Ok(text),
+    }) = frame
+    else {
+        panic!("a reply: {frame:?}");
+    };
+    assert!(text.execute_result().is_err());
+    assert!(text.into_value().is_err());
+    // Other spellings go through the full parse.
+    assert_eq!(
+        parse_frame(br#"{"result": [1], "id": 2}"#),
+        Ok(Frame::Reply {
+            id: 2,
+            outcome: Ok(json!([1]).into())
+        })
+    );
+    assert!(parse_frame(br#"{"id":1,"result":}"#).is_ok_and(|frame| matches!(frame, Frame::Reply { outcome: Ok(text), .. } if text.clone().into_value().is_err())));
 }
 
 #[test]

@@ -15,6 +15,8 @@ def reply_bytes(value):
     joined = b"".join(bytes(buffer) for buffer in encode_buffers(frame))
     text = _dumps(frame)
     assert joined == text.encode("utf-8", "replace"), "encode_buffers and _dumps differ"
+    packed = frame["result"]["value"]
+    assert json_size(packed) == utf8_size(_dumps(packed)), "json_size and the size of _dumps differ"
     return joined
 
 

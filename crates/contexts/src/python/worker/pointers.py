@@ -43,7 +43,7 @@ def pack_or_pointer(value, name=None):
             packed = pack(value)
         except TooBig:
             packed = None
-        if packed is not None and utf8_size(_dumps(packed)) <= MAX_INLINE_BYTES:
+        if packed is not None and json_size(packed) <= MAX_INLINE_BYTES:
             return packed
     if name is None:
         name = variable_holding(value)

@@ -5,7 +5,9 @@
 //! With a zygote ([`WorkerPool::set_zygote`]), every worker, pooled or cold, is forked
 //! by it, and spawned the plain way only when the zygote cannot fork.
 
-use crate::worker::{Worker, WorkerCommand, WorkerError, WorkerLimits, Zygote, ZygoteSpawnError};
+use crate::worker::{
+    Owner, Worker, WorkerCommand, WorkerError, WorkerLimits, Zygote, ZygoteSpawnError,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -53,9 +55,16 @@ impl WorkerPool {
     }
 
     /// A fresh worker: forked by the zygote if there is one and it can, else spawned.
+    /// Its owning task goes to the runtime of its first call (the request thread that
+    /// uses it: no hop between threads per call), as contexts are called from
+    /// runtimes that run as long as the host.
     async fn launch(&self) -> Result<Worker, WorkerError> {
+        let limits = WorkerLimits {
+            owner: Owner::FirstCaller,
+            ..WorkerLimits::default()
+        };
         if let Some(zygote) = self.zygote() {
-            match zygote.spawn(WorkerLimits::default()).await {
+            match zygote.spawn(limits).await {
                 Ok(worker) => return Ok(worker),
                 Err(ZygoteSpawnError::Worker(error)) => return Err(error),
                 Err(error @ ZygoteSpawnError::NoFork(_)) => {
@@ -63,7 +72,7 @@ impl WorkerPool {
                 }
             }
         }
-        Worker::spawn(&self.command).await
+        Worker::spawn_with(&self.command, limits).await
     }
 
     fn state(&self) -> MutexGuard<'_, PoolState> {

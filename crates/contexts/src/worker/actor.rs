@@ -96,6 +96,45 @@ pub(super) struct Pipes {
     pub(super) jobs: mpsc::UnboundedReceiver<Job>,
 }
 
+/// The pipes registered with the current runtime instead of the one that made them, so
+/// their owning task can run here. Pipes with bytes already read but not yet handled
+/// stay as they are (they work from any runtime, only with a hop between threads).
+/// `None` when a pipe was lost on the way (then the worker answers every call with
+/// [`WorkerError::Gone`] and is replaced).
+pub(super) fn rehome(pipes: Pipes) -> Option<Pipes> {
+    let Pipes { stdin, lines, jobs } = pipes;
+    let max = lines.max();
+    let reader = match lines.into_reader_if_clean() {
+        Ok(reader) if reader.buffer().is_empty() => reader,
+        Ok(reader) => {
+            return Some(Pipes {
+                stdin,
+                lines: LineReader::new(reader, max),
+                jobs,
+            })
+        }
+        Err(lines) => return Some(Pipes { stdin, lines, jobs }),
+    };
+    let moved = (|| {
+        let stdin = std::process::ChildStdin::from(stdin.into_owned_fd()?);
+        let stdout = std::process::ChildStdout::from(reader.into_inner().into_owned_fd()?);
+        Ok::<_, io::Error>((ChildStdin::from_std(stdin)?, ChildStdout::from_std(stdout)?))
+    })();
+    match moved {
+        Ok((stdin, stdout)) => Some(Pipes {
+            stdin,
+            lines: LineReader::new(BufReader::with_capacity(64 << 10, stdout), max),
+            jobs,
+        }),
+        Err(error) => {
+            log::warn!(
+                "a worker's pipes could not be moved to the runtime of its first call: {error}"
+            );
+            None
+        }
+    }
+}
+
 /// Serves calls until the worker stops being usable, then answers every later call
 /// with [`WorkerError::Gone`] until the last handle is dropped.
 pub(super) async fn run(process: Arc<Process>, pipes: Pipes) {

@@ -47,6 +47,14 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         self.max
     }
 
+    /// The reader, when no line is partly read (nothing held here would be lost).
+    pub(super) fn into_reader_if_clean(self) -> Result<R, Self> {
+        if self.skipping || !(self.complete || self.line.is_empty()) {
+            return Err(self);
+        }
+        Ok(self.reader)
+    }
+
     /// How many bytes the line buffer holds on to now.
     #[cfg(test)]
     pub(super) fn capacity(&self) -> usize {

@@ -30,7 +30,11 @@
 //!
 //! A worker's pipes and its tasks (owner, reaper, stderr drain) belong to the tokio
 //! runtime it was spawned on. Calls may come from any runtime, but that one must keep
-//! running while the worker lives (if it shuts down, the worker is killed).
+//! running while the worker lives (if it shuts down, the worker is killed). With
+//! [`Owner::FirstCaller`] the owning task (and its pipes) go instead to the runtime of
+//! the worker's first call: under actix, whose request threads each run a runtime for
+//! the server's life, the calls of a client then never hop between threads (issue 9's
+//! profile: two cross-thread wakeups per call were most of the glue).
 
 mod actor;
 mod frame;
@@ -96,12 +100,29 @@ pub struct WorkerCommand {
 pub struct WorkerLimits {
     /// The longest line, in bytes, newline excluded.
     pub max_line: usize,
+    /// Where its owning task runs.
+    pub owner: Owner,
 }
 
 impl Default for WorkerLimits {
     fn default() -> Self {
-        WorkerLimits { max_line: MAX_LINE }
+        WorkerLimits {
+            max_line: MAX_LINE,
+            owner: Owner::Starter,
+        }
     }
+}
+
+/// Which runtime a worker's owning task (and its pipes) belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Owner {
+    /// The one that started the worker.
+    #[default]
+    Starter,
+    /// The one of its first call, from then on; the starter's when that call is made
+    /// outside any runtime. Only where every caller's runtime runs as long as the
+    /// worker (a current-thread runtime runs its tasks only while driven).
+    FirstCaller,
 }
 
 /// How a worker process ended.
@@ -312,6 +333,9 @@ pub struct Worker {
     ready: Value,
     process: Arc<Process>,
     jobs: mpsc::UnboundedSender<Job>,
+    /// The pipes, until the first call starts the owning task ([`Owner::FirstCaller`]),
+    /// and the starter's runtime, for a first call made outside any runtime.
+    unstarted: std::sync::Mutex<Option<(Pipes, tokio::runtime::Handle)>>,
     next_id: AtomicU64,
     _kill_on_drop: KillOnDrop,
     /// The zygote that forked it, if one did: its thread is the worker's parent
@@ -429,11 +453,18 @@ impl Worker {
             Ok(Ok(ready)) => {
                 let (sender, jobs) = mpsc::unbounded_channel();
                 let pipes = Pipes { stdin, lines, jobs };
-                tokio::spawn(actor::run(process.clone(), pipes));
+                let unstarted = match limits.owner {
+                    Owner::Starter => {
+                        tokio::spawn(actor::run(process.clone(), pipes));
+                        None
+                    }
+                    Owner::FirstCaller => Some((pipes, tokio::runtime::Handle::current())),
+                };
                 return Ok(Worker {
                     ready,
                     process,
                     jobs: sender,
+                    unstarted: std::sync::Mutex::new(unstarted),
                     next_id: AtomicU64::new(0),
                     _kill_on_drop: guard,
                     _zygote: None,
@@ -512,6 +543,7 @@ impl Worker {
             reply,
             events,
         };
+        self.start_owner();
         if let Err(mpsc::error::SendError(job)) = self.jobs.send(job) {
             // The owning task stopped (its runtime shut down): the worker is gone.
             let report = self
@@ -524,6 +556,31 @@ impl Worker {
             answer,
             process: self.process.clone(),
         })
+    }
+
+    /// Starts the owning task where [`Owner::FirstCaller`] puts it, once.
+    fn start_owner(&self) {
+        let unstarted = self
+            .unstarted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some((pipes, starter)) = unstarted else {
+            return;
+        };
+        let process = self.process.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(here) => {
+                here.spawn(async move {
+                    if let Some(pipes) = actor::rehome(pipes) {
+                        actor::run(process, pipes).await;
+                    }
+                });
+            }
+            Err(_) => {
+                starter.spawn(actor::run(process, pipes));
+            }
+        }
     }
 
     /// Sends `method` with `args` and waits for the answer: [`Worker::submit`], then

@@ -289,9 +289,15 @@ async fn lines_are_bounded_and_resumable() {
 
 /// A test worker whose lines are limited to `max_line` bytes.
 async fn start_limited(max_line: usize, extra: &[&str]) -> Worker {
-    Worker::spawn_with(&command(extra), WorkerLimits { max_line })
-        .await
-        .expect("the test worker starts")
+    Worker::spawn_with(
+        &command(extra),
+        WorkerLimits {
+            max_line,
+            ..WorkerLimits::default()
+        },
+    )
+    .await
+    .expect("the test worker starts")
 }
 
 /// Finding 14: a caller that stops waiting takes nothing with it. Its call's timeout
@@ -524,6 +530,62 @@ async fn lines_before_the_ready_line_are_skipped() {
 
 /// A worker outlives the runtime that started it only as a process to kill: killing
 /// it from another runtime still reaps it at once, and calls say it is gone.
+/// Issue 9: with `Owner::FirstCaller` the owning task runs on the runtime of the first
+/// call, so calls from there need nothing of the starter's runtime; here it is never
+/// driven again after the start (with `Owner::Starter` these calls would wait forever).
+#[test]
+fn a_first_caller_owner_serves_calls_without_the_starters_runtime() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    let limits = |owner| WorkerLimits {
+        owner,
+        ..WorkerLimits::default()
+    };
+    let starter = runtime();
+    let caller = runtime();
+    let worker = starter
+        .block_on(Worker::spawn_with(
+            &command(&[]),
+            limits(Owner::FirstCaller),
+        ))
+        .expect("a worker");
+    caller.block_on(async {
+        for n in 1..=3 {
+            let answer = tokio::time::timeout(
+                Duration::from_secs(20),
+                worker.call("echo", &json!({"n": n}), None),
+            )
+            .await
+            .expect("an answer without the starter's runtime")
+            .expect("a reply");
+            assert_eq!(answer.outcome, Ok(json!({"n": n}).into()));
+        }
+    });
+    // The contrast: owned by the idle starter, a call is never answered.
+    let stuck = starter
+        .block_on(Worker::spawn_with(&command(&[]), limits(Owner::Starter)))
+        .expect("a worker");
+    caller.block_on(async {
+        let waited = tokio::time::timeout(
+            Duration::from_millis(500),
+            stuck.call("echo", &json!(1), None),
+        )
+        .await;
+        assert!(
+            waited.is_err(),
+            "answered without its owner running: {waited:?}"
+        );
+    });
+    starter.block_on(async {
+        worker.kill().await;
+        stuck.kill().await;
+    });
+}
+
 #[test]
 fn a_worker_is_killed_and_reaped_after_its_runtime_is_gone() {
     let runtime = || {

@@ -787,23 +787,43 @@ fn descendants(root: u32) -> Vec<Process> {
         .collect()
 }
 
-/// Python processes and zombies among the host's descendants.
+/// Python processes (workers; the zygote apart) and zombies among the host's
+/// descendants.
 struct Census {
     python: Vec<u32>,
+    zygotes: Vec<u32>,
     zombies: Vec<(u32, String)>,
+}
+
+/// The PythonContext zygote: started with `--zygote` and single-threaded (the workers
+/// it forks show its command line too, but each runs threads of its own).
+fn is_zygote(pid: u32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let zygote_args = cmdline.split(|&b| b == 0).any(|arg| arg == b"--zygote");
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    zygote_args && threads == 1
 }
 
 fn census(host: u32) -> Census {
     let mut python = Vec::new();
+    let mut zygotes = Vec::new();
     let mut zombies = Vec::new();
     for process in descendants(host) {
         if process.state == 'Z' {
             zombies.push((process.pid, process.comm));
         } else if process.comm.starts_with("python") {
-            python.push(process.pid);
+            if is_zygote(process.pid) {
+                zygotes.push(process.pid);
+            } else {
+                python.push(process.pid);
+            }
         }
     }
-    Census { python, zombies }
+    Census {
+        python,
+        zygotes,
+        zombies,
+    }
 }
 
 /// The host under soak, with its stdout and stderr read by threads.
@@ -1031,11 +1051,13 @@ pub fn run(binary: &Path, seconds: u64, out: Option<&Path>) -> Result<()> {
     rss_peak = rss_peak.max(rss_end);
     let live_instances = end_manifest_instances.unwrap_or(0);
 
-    // Stop the host; its workers must go with it.
+    // Stop the host; its workers and its zygote must go with it.
     let end_python = if died.is_some() {
         last_python
     } else {
-        end.python.clone()
+        let mut all = end.python.clone();
+        all.extend(&end.zygotes);
+        all
     };
     let (exit, stop_time) = if died.is_some() {
         (died, Duration::ZERO)
@@ -1133,10 +1155,11 @@ pub fn run(binary: &Path, seconds: u64, out: Option<&Path>) -> Result<()> {
         None => println!("host RSS slope over the second half: too few samples"),
     }
     println!(
-        "python processes alive at start: {python_start}; at end: {} (pool: {POOL_SIZE}, \
-         live instances: {live_instances}), settled in {:.2} s; zombies: {}",
+        "python workers alive at start: {python_start}; at end: {} (pool: {POOL_SIZE}, \
+         live instances: {live_instances}), settled in {:.2} s; zygotes at the end: {}; zombies: {}",
         end.python.len(),
         settle_time.as_secs_f64(),
+        end.zygotes.len(),
         end.zombies.len()
     );
     for (zombie, comm) in &end.zombies {
@@ -1174,6 +1197,12 @@ pub fn run(binary: &Path, seconds: u64, out: Option<&Path>) -> Result<()> {
             "{} python processes at the end, expected {}",
             end.python.len(),
             POOL_SIZE + live_instances
+        ));
+    }
+    if end.zygotes.len() > 1 {
+        failures.push(format!(
+            "{} zygotes at the end, expected at most 1",
+            end.zygotes.len()
         ));
     }
     if live_instances != 0 {

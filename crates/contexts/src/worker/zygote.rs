@@ -128,7 +128,26 @@ impl Zygote {
     /// Forks a worker and waits for its ready line. `Err` when the zygote could not
     /// fork one (the caller may spawn the worker instead) or the worker failed to
     /// start.
+    ///
+    /// It runs to its end in a task of its own even when the caller stops waiting (a
+    /// client that hangs up during `POST /PythonContext`): a child forked for a call
+    /// given up must still be wrapped, so that it is killed and reaped, never left a
+    /// zombie (found by the soak, which cuts requests mid-way).
     pub async fn spawn(self: &Arc<Self>, limits: WorkerLimits) -> Result<Worker, ZygoteSpawnError> {
+        let zygote = self.clone();
+        match tokio::spawn(async move { zygote.fork_worker(limits).await }).await {
+            Ok(result) => result,
+            // Only when its runtime shuts down: a child may exist, so no spawning instead.
+            Err(error) => Err(ZygoteSpawnError::Worker(WorkerError::Spawn(
+                std::io::Error::other(format!("the fork did not finish: {error}")),
+            ))),
+        }
+    }
+
+    async fn fork_worker(
+        self: Arc<Self>,
+        limits: WorkerLimits,
+    ) -> Result<Worker, ZygoteSpawnError> {
         // Listening before the child exists, so its SIGCHLD cannot be missed.
         let sigchld = signal(SignalKind::child()).ok();
         let (reply, answer) = oneshot::channel();
@@ -253,11 +272,26 @@ impl Running {
 
     /// The zygote's next control message, waiting at most `limit`.
     fn receive(&mut self, limit: Duration) -> Result<Value, String> {
-        self.control
-            .set_read_timeout(Some(limit))
-            .map_err(|error| error.to_string())?;
         let mut buffer = vec![0; MESSAGE_MAX];
-        let count = match self.control.read(&mut buffer) {
+        // A read with a timeout is not restarted after a signal (signal(7)): the host's
+        // SIGCHLD handler, run for every worker that ends, interrupts it with EINTR, which
+        // is no failure of the zygote: read again for the time left (the soak found
+        // zygotes restarted, and a child forked meanwhile left unreaped, from this).
+        let deadline = Instant::now() + limit;
+        let read = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            self.control
+                .set_read_timeout(Some(left))
+                .map_err(|error| error.to_string())?;
+            match self.control.read(&mut buffer) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                read => break read,
+            }
+        };
+        let count = match read {
             Ok(0) => {
                 // It is exiting: give it a moment to, so its status can be told.
                 let deadline = Instant::now() + Duration::from_secs(1);
@@ -301,14 +335,20 @@ impl Running {
             child_stdout.as_raw_fd(),
             child_stderr.as_raw_fd(),
         ];
-        sendmsg::<()>(
-            self.control.as_raw_fd(),
-            &[IoSlice::new(b"fork")],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map_err(|error| format!("could not send the request ({error})"))?;
+        loop {
+            match sendmsg::<()>(
+                self.control.as_raw_fd(),
+                &[IoSlice::new(b"fork")],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                // Interrupted by a signal before anything was sent: send again.
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(error) => return Err(format!("could not send the request ({error})")),
+                Ok(_) => break,
+            }
+        }
         // The child has its copies now (or will never exist).
         drop((child_stdin, child_stdout, child_stderr));
         let message = self.receive(FORK_TIMEOUT)?;

@@ -305,10 +305,8 @@ fn name_arg<'a>(arg: &'a Value, method: &str) -> Result<&'a str, HostError> {
 }
 
 /// Puts a warning first among an `execute` result's messages.
-pub(crate) fn prepend_warning(result: &mut Value, warning: &str) {
-    if let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) {
-        messages.insert(0, json!({"type": "warning", "message": warning}));
-    }
+pub(crate) fn prepend_warning(messages: &mut Vec<Value>, warning: &str) {
+    messages.insert(0, json!({"type": "warning", "message": warning}));
 }
 
 /// Rewrites the last error message starting with `interrupted` (the interrupt of an
@@ -493,9 +491,15 @@ impl<L: Language> WorkerContext<L> {
                 interrupted_on_timeout,
             }) => {
                 // The value stays the worker's text: it goes to the client as it is.
-                let mut result = result
-                    .execute_result()
-                    .map_err(|error| malformed(label, "execute", error))?;
+                let mut result = match result.execute_result() {
+                    Ok(result) => result,
+                    // Nothing ran on a fresh worker's behalf: an earlier loss is kept
+                    // for the next execute, as for an error reply.
+                    Err(error) => {
+                        session.lost = earlier;
+                        return Err(malformed(label, "execute", error));
+                    }
+                };
                 if interrupted_on_timeout {
                     if let Some(limit) = timeout {
                         mark_timeout_in(&mut result.messages, L::INTERRUPTED, limit);
@@ -531,8 +535,7 @@ impl<L: Language> WorkerContext<L> {
             }
         };
         if let Some(loss) = earlier {
-            let warning = json!({"type": "warning", "message": loss.warning(label)});
-            result.messages.insert(0, warning);
+            prepend_warning(&mut result.messages, &loss.warning(label));
         }
         Ok(result)
     }

@@ -529,8 +529,11 @@ impl JupyterContext {
             .execute_on(&mut session, &kernel, &args, inputs_code, timeout)
             .await;
         session.live = None;
-        if let Some(loss) = earlier {
-            prepend_warning(&mut result, &self.loss_warning(loss));
+        if let (Some(loss), Some(messages)) = (
+            earlier,
+            result.get_mut("messages").and_then(Value::as_array_mut),
+        ) {
+            prepend_warning(messages, &self.loss_warning(loss));
         }
         Ok(result)
     }

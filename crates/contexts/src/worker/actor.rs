@@ -11,7 +11,7 @@
 use super::frame::{parse_frame, Frame};
 use super::lines::{LineError, LineReader};
 use super::process::Process;
-use super::{Answer, EventHandler, WorkerError, EXIT_WAIT, INTERRUPT_GRACE};
+use super::{Answer, EventHandler, WorkerError, EXIT_WAIT, INTERRUPT_GRACE, READ_BUFFER};
 use nix::sys::signal::Signal;
 use std::io;
 use std::sync::Arc;
@@ -123,7 +123,7 @@ pub(super) fn rehome(pipes: Pipes) -> Option<Pipes> {
     match moved {
         Ok((stdin, stdout)) => Some(Pipes {
             stdin,
-            lines: LineReader::new(BufReader::with_capacity(64 << 10, stdout), max),
+            lines: LineReader::new(BufReader::with_capacity(READ_BUFFER, stdout), max),
             jobs,
         }),
         Err(error) => {

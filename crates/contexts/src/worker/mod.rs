@@ -72,6 +72,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// its call answered with [`WorkerError::ReplyTooLarge`]).
 pub const MAX_LINE: usize = 256 << 20;
 
+/// The read buffer of a worker's reply pipe.
+const READ_BUFFER: usize = 64 << 10;
+
 /// How long a worker has to answer after it was interrupted on a timeout.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
@@ -444,8 +447,10 @@ impl Worker {
         let drain = tokio::spawn(process::drain_stderr(process.clone(), stderr));
 
         let pid = process.pid();
-        let mut lines =
-            LineReader::new(BufReader::with_capacity(64 << 10, stdout), limits.max_line);
+        let mut lines = LineReader::new(
+            BufReader::with_capacity(READ_BUFFER, stdout),
+            limits.max_line,
+        );
         let mut exit = process.watch_exit();
         let waited =
             tokio::time::timeout(ready_timeout, ready_line(pid, &mut lines, &mut exit)).await;

@@ -209,13 +209,13 @@ impl ExecuteResult {
         struct Parts<'a> {
             #[serde(default)]
             messages: Option<Vec<Value>>,
-            #[serde(default, borrow, deserialize_with = "present")]
+            // Absent and `null` are both `None`.
+            #[serde(default, borrow)]
             value: Option<&'a RawValue>,
         }
         let parts: Parts = serde_json::from_str(text)?;
         let value = match parts.value {
             None => Json::NULL,
-            Some(raw) if raw.get() == "null" => Json::NULL,
             Some(raw) => Json::Raw(Arc::new(raw.to_owned())),
         };
         Ok(ExecuteResult {
@@ -325,6 +325,8 @@ mod tests {
         let none =
             ExecuteResult::from_text(r#"{"messages": [], "value": null}"#).expect("valid JSON");
         assert!(none.value.is_null());
+        // A `null` value is not kept as text.
+        assert!(matches!(none.value, Json::Tree(Value::Null)));
         assert_eq!(
             ExecuteResult::from_text("{}").expect("valid JSON"),
             ExecuteResult::default()
